@@ -1,0 +1,1 @@
+"""accounting extract: Nova/Keystone/Glance usage -> APEL records -> dirq outgoing queue."""

@@ -1,0 +1,270 @@
+"""``fedcloud-appliance``: the one command line of the appliance.
+
+Every job command takes ``--config``, ``--once``, ``--dry-run``, ``-v`` and
+``--log-format``. Without ``--once`` a job runs on its configured interval until
+stopped. Exit codes: see :class:`fedcloud_core.errors.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedcloud_core import __version__
+from fedcloud_core.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, load_config, parse_config, render_sample
+from fedcloud_core.errors import ConfigError, ExitCode, FedcloudError, LockHeldError, exit_code_for
+from fedcloud_core.jobs import JobContext, JobSpec, execute
+from fedcloud_core.legacy import merge_fragments
+from fedcloud_core.logs import setup_logging
+from fedcloud_core.report import RunReport
+from fedcloud_core.scheduler import build_scheduler, run_forever
+from fedcloud_core.tools import ToolSpec
+
+from . import registry, status
+
+log = logging.getLogger("fedcloud_appliance")
+
+CONFIG_HELP = f"appliance config file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG_PATH})"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libraries too)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    p.add_argument("--once", action="store_true", help="run one cycle and exit (for cron and manual runs)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="do everything but write: print what would be published/queued/sent")
+    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for a running instance of the job (default: exit 4 at once)")
+    p.add_argument("--report-format", choices=("text", "json"), default="text",
+                   help="how the run report is printed on stdout")
+    _common(p)
+
+
+def _subparsers(parent: argparse.ArgumentParser, cache: dict[str, Any], path: str) -> Any:
+    if path not in cache:
+        cache[path] = parent.add_subparsers(dest=f"cmd_{path or 'root'}", metavar="COMMAND", required=True)
+    return cache[path]
+
+
+def _add_nested(root: argparse.ArgumentParser, groups: dict[str, argparse.ArgumentParser],
+                subs: dict[str, Any], name: str, **kw: Any) -> argparse.ArgumentParser:
+    """Add ``a b`` as subcommand ``b`` of group ``a`` (creating the group)."""
+    words = name.split()
+    parent, path = root, ""
+    for w in words[:-1]:
+        key = f"{path} {w}".strip()
+        if key not in groups:
+            groups[key] = _subparsers(parent, subs, path).add_parser(w, help=f"{w} commands")
+        parent, path = groups[key], key
+    return _subparsers(parent, subs, path).add_parser(words[-1], **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="fedcloud-appliance",
+        description="EGI Federated Cloud appliance: publish site information (BDII), account usage "
+        "(APEL) and replicate VO images for an OpenStack site.",
+        epilog="Each command has its own --help. Exit codes: 0 ok, 1 failed, 2 config/usage error, "
+        "3 partial (some items failed), 4 another run holds the lock, 75 transient failure.",
+    )
+    root.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    groups: dict[str, argparse.ArgumentParser] = {}
+    subs: dict[str, Any] = {}
+
+    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
+        kw.setdefault("description", kw.get("help"))
+        return _add_nested(root, groups, subs, name, **kw)
+
+    p = add("config check", help="validate the appliance config and exit (2 on errors)")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    _common(p)
+    p.set_defaults(handler=cmd_config_check)
+    p = add("config sample", help="print a commented sample config generated from the model")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=cmd_config_sample)
+    p = add("config import-legacy", help="convert the older tools' config files into appliance YAML",
+            description="Convert legacy files (" + ", ".join(i.name for i in registry.importers())
+            + ") into appliance config YAML on stdout (secrets are left out).")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="legacy config files")
+    p.add_argument("--format", dest="legacy_format", choices=[i.name for i in registry.importers()],
+                   help="format of the files (default: guessed from the file name)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    _common(p)
+    p.set_defaults(handler=cmd_import_legacy)
+
+    for spec in registry.jobs():
+        p = add(spec.name, help=spec.help, description=spec.description or spec.help)
+        _job_options(p)
+        if spec.add_arguments:
+            spec.add_arguments(p)
+        p.set_defaults(handler=cmd_job, job=spec)
+    for tool in registry.tools():
+        p = add(tool.name, help=tool.help, description=tool.description or tool.help)
+        tool.add_arguments(p)
+        _common(p)
+        p.set_defaults(handler=cmd_tool, tool=tool)
+
+    p = add("status", help="each job's last run, result, figures and age")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(p)
+    p.set_defaults(handler=cmd_status)
+    p = add("scheduler", help="run every job on its configured interval (the long-running service)")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    p.add_argument("--jobs", nargs="+", metavar="JOB", choices=[j.key for j in registry.jobs()],
+                   help="only these jobs (default: all enabled)")
+    _common(p)
+    p.set_defaults(handler=cmd_scheduler)
+    return root
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"{args.config or 'config'}: OK (site {cfg.site.name}, {len(cfg.vos)} VO(s), "
+          f"{len(cfg.images.subscriptions)} image subscription(s))")
+    return ExitCode.OK
+
+
+def cmd_config_sample(args: argparse.Namespace) -> int:
+    text = render_sample()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return ExitCode.OK
+
+
+def _pick_importer(path: Path, fmt: str | None) -> Any:
+    for imp in registry.importers():
+        if (fmt and imp.name == fmt) or (not fmt and imp.matches(path)):
+            return imp
+    names = ", ".join(i.name for i in registry.importers())
+    raise ConfigError(f"{path}: cannot tell the format of this file; give --format (one of: {names})")
+
+
+def cmd_import_legacy(args: argparse.Namespace) -> int:
+    fragments = []
+    for f in args.files:
+        if not f.is_file():
+            raise ConfigError(f"{f}: no such file")
+        imp = _pick_importer(f, args.legacy_format)
+        log.info("importing %s as %s", f, imp.name)
+        fragments.append(imp.convert(f))
+    merged = merge_fragments(fragments)
+    extra = {k: merged.pop(k) for k in list(merged) if k.startswith("x-")}
+    text = "# imported by 'fedcloud-appliance config import-legacy' from: " + ", ".join(
+        str(f) for f in args.files) + "\n"
+    text += yaml.safe_dump(merged, sort_keys=False, default_flow_style=False)
+    for k, v in extra.items():
+        text += f"\n# {k} (not part of appliance.yaml):\n"
+        text += "".join(f"# {line}\n" for line in yaml.safe_dump(v, sort_keys=False).splitlines())
+    if "site" in merged:
+        try:
+            parse_config(yaml.safe_dump(merged), source="imported config", environ={})
+        except ConfigError as exc:
+            log.warning("the imported config is not complete yet: %s", exc)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return ExitCode.OK
+
+
+def _print_report(report: RunReport, fmt: str) -> None:
+    print(report.to_json() if fmt == "json" else report.render_text())
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    spec: JobSpec = args.job
+    cfg = load_config(args.config)
+
+    def make_ctx() -> JobContext:
+        return JobContext(config=cfg, dry_run=args.dry_run, options=args)
+
+    if args.once or args.dry_run:
+        report = execute(spec, make_ctx(), lock_wait=args.wait_lock)
+        _print_report(report, args.report_format)
+        if report.fatal and report.details.get("transient"):
+            return ExitCode.TRANSIENT
+        return report.exit_code
+    minutes = spec.interval(cfg) if spec.interval else 0
+    if minutes <= 0:
+        raise ConfigError(f"{spec.name} has no interval in the scheduler section; use --once")
+    run_forever(build_scheduler([(spec, minutes)], make_ctx, jitter=cfg.scheduler.jitter))
+    return ExitCode.OK
+
+
+def cmd_tool(args: argparse.Namespace) -> int:
+    tool: ToolSpec = args.tool
+    return tool.main(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    data = status.collect(cfg)
+    print(status.to_json(data) if args.json else status.render_text(data))
+    return ExitCode.OK
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    wanted = set(args.jobs or [])
+    selected = [(s, s.interval(cfg) if s.interval else 0) for s in registry.jobs()
+                if not wanted or s.key in wanted]
+
+    def make_ctx() -> JobContext:
+        return JobContext(config=cfg, options=argparse.Namespace(once=True, dry_run=False))
+
+    run_forever(build_scheduler(selected, make_ctx, jitter=cfg.scheduler.jitter))
+    return ExitCode.OK
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def main(argv: Sequence[str] | None = None, *, prefix: Sequence[str] = ()) -> int:
+    parser = build_parser()
+    args = parser.parse_args([*prefix, *(sys.argv[1:] if argv is None else argv)])
+    setup_logging(verbose=getattr(args, "verbose", 0), fmt=getattr(args, "log_format", "text"))
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    except LockHeldError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return ExitCode.LOCKED
+    except FedcloudError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _entry(*prefix: str) -> Any:
+    return lambda: sys.exit(main(prefix=prefix))
+
+
+cloud_info_main = _entry("cloud-info")
+bdii_update_main = _entry("bdii-update")
+site_bdii_main = _entry("site-bdii")
+accounting_main = _entry("accounting")
+ssm_main = _entry("ssm")
+images_main = _entry("images")
+
+
+def run() -> None:
+    sys.exit(main())

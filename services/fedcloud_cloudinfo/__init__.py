@@ -1,0 +1,1 @@
+"""cloud-info and bdii-update: OpenStack -> typed GLUE2 site model -> LDIF/JSON -> resource BDII."""

@@ -1,0 +1,16 @@
+"""The built-in scheduler: how often each job runs (minutes; 0 disables a job)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Section
+
+
+class SchedulerConfig(Section):
+    cloud_info: int = Field(10, ge=0, description="cloud-info + bdii-update every N minutes")
+    site_bdii: int = Field(10, ge=0, description="site-bdii every N minutes")
+    accounting: int = Field(60, ge=0, description="accounting extract every N minutes")
+    ssm: int = Field(360, ge=0, description="ssm send every N minutes")
+    images: int = Field(240, ge=0, description="images sync every N minutes")
+    jitter: int = Field(30, ge=0, description="random start delay in seconds, to spread load")

@@ -1,0 +1,80 @@
+"""The one service shape: ``cli -> load config -> build clients -> run(ctx) -> RunReport``.
+
+A service describes each of its jobs with a :class:`JobSpec`; :func:`execute` runs one
+job once under its run lock, turns errors into a failed report, stores the report
+(``status`` reads it) and touches the heartbeat after a successful run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import AppConfig
+from .errors import FedcloudError, LockHeldError
+from .lock import RunLock
+from .report import RunReport, store_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """What a job run gets: the validated config, the CLI options, and wired dependencies."""
+
+    config: AppConfig
+    dry_run: bool = False
+    options: argparse.Namespace = field(default_factory=argparse.Namespace)
+    deps: dict[str, Any] = field(default_factory=dict)  # injected fakes in tests
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return getattr(self.options, name, default)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job the CLI, the scheduler and cron can run."""
+
+    name: str  # e.g. "accounting extract"; also the lock and report name
+    help: str
+    run: Callable[[JobContext], RunReport]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    interval: Callable[[AppConfig], int] | None = None  # minutes between scheduled runs
+    description: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.replace(" ", "-")
+
+
+def execute(spec: JobSpec, ctx: JobContext, *, lock_wait: float = 0.0, store: bool = True) -> RunReport:
+    """Run ``spec`` once under its lock. Raises only :class:`LockHeldError`."""
+    paths = ctx.config.paths
+    lock = RunLock(paths.locks, spec.key, wait=lock_wait)
+    lock.acquire()  # LockHeldError propagates: the caller decides (exit 4 / skip)
+    try:
+        try:
+            report = spec.run(ctx)
+        except LockHeldError:
+            raise
+        except FedcloudError as exc:
+            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=str(exc))
+            report.details["transient"] = exc.transient
+            log.error("%s failed: %s", spec.name, exc)
+        except Exception as exc:
+            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=f"unexpected error: {exc!r}")
+            log.exception("%s failed with an unexpected error", spec.name)
+        report.job = spec.key
+        report.finish()
+        if store and not ctx.dry_run:
+            try:
+                store_report(paths.state_dir, report)
+            except OSError as exc:
+                log.warning("could not store the run report in %s: %s", paths.state_dir, exc)
+        log.info("%s", report.summary())
+        return report
+    finally:
+        lock.release()

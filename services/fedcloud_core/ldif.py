@@ -1,0 +1,129 @@
+"""LDIF (RFC 2849) entries: the hand-off format between renderers, BDIIs and slapd.
+
+An :class:`Entry` is a DN plus attributes (name -> list of values, order kept).
+:func:`render` writes valid LDIF (base64 for unsafe values, lines folded at 76);
+:func:`parse` reads it back (unfolding, base64, comments).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+# RFC 2849 SAFE-STRING: no NUL/LF/CR, no leading space, colon or less-than, ASCII only
+_SAFE = re.compile(r"^(?![ :<])[\x01-\x09\x0b\x0c\x0e-\x7f]*$")
+WRAP = 76
+
+
+@dataclass
+class Entry:
+    dn: str
+    attrs: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, name: str, *values: object) -> Entry:
+        """Append values (None skipped; duplicates dropped) to attribute ``name``."""
+        current = self.attrs.setdefault(name, [])
+        for v in values:
+            if v is None:
+                continue
+            s = _text(v)
+            if s not in current:
+                current.append(s)
+        if not current:
+            del self.attrs[name]
+        return self
+
+    def get(self, name: str) -> list[str]:
+        for k, v in self.attrs.items():
+            if k.lower() == name.lower():
+                return v
+        return []
+
+    def first(self, name: str) -> str | None:
+        values = self.get(name)
+        return values[0] if values else None
+
+
+def _text(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _line(name: str, value: str) -> str:
+    if value == "" or _SAFE.match(value):
+        raw = f"{name}: {value}" if value else f"{name}:"
+    else:
+        raw = f"{name}:: {base64.b64encode(value.encode('utf-8')).decode('ascii')}"
+    if len(raw) <= WRAP:
+        return raw
+    parts = [raw[:WRAP]]
+    rest = raw[WRAP:]
+    while rest:
+        parts.append(" " + rest[: WRAP - 1])
+        rest = rest[WRAP - 1:]
+    return "\n".join(parts)
+
+
+def render_entry(entry: Entry) -> str:
+    lines = [_line("dn", entry.dn)]
+    for name, values in entry.attrs.items():
+        lines.extend(_line(name, v) for v in values)
+    return "\n".join(lines) + "\n"
+
+
+def render(entries: Iterable[Entry]) -> str:
+    """LDIF text of ``entries``, separated by blank lines."""
+    return "\n".join(render_entry(e) for e in entries)
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    current: str | None = None
+    start = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith(" ") and current is not None:
+            current += line[1:]
+            continue
+        if current is not None:
+            yield start, current
+        current, start = line, n
+    if current is not None:
+        yield start, current
+
+
+class LdifError(ValueError):
+    pass
+
+
+def parse(text: str) -> list[Entry]:
+    """Parse LDIF content records (no change records). Raises :class:`LdifError` with the line."""
+    entries: list[Entry] = []
+    entry: Entry | None = None
+    for n, line in _logical_lines(text):
+        if not line.strip():
+            entry = None
+            continue
+        if line.startswith("#") or line.startswith("version:"):
+            continue
+        if ":" not in line:
+            raise LdifError(f"line {n}: expected 'attribute: value', got {line[:40]!r}")
+        name, _, rest = line.partition(":")
+        if rest.startswith(":"):
+            try:
+                value = base64.b64decode(rest[1:].strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise LdifError(f"line {n}: bad base64 value for {name}: {exc}") from None
+        elif rest.startswith("<"):
+            raise LdifError(f"line {n}: URL values are not supported")
+        else:
+            value = rest[1:] if rest.startswith(" ") else rest
+        if entry is None:
+            if name.lower() != "dn":
+                raise LdifError(f"line {n}: an entry must start with 'dn:', got {name!r}")
+            entry = Entry(dn=value)
+            entries.append(entry)
+        else:
+            entry.attrs.setdefault(name, []).append(value)
+    return entries

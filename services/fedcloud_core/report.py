@@ -1,0 +1,128 @@
+"""The ``RunReport`` every job returns; the CLI prints it and stores it for ``status``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode
+from .files import atomic_write
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    PARTIAL = "partial"  # the run went through but some items failed
+    FAILED = "failed"
+    DRY_RUN = "dry-run"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class RunReport:
+    """What one run of a job did: counts (figures), problems, and its outcome."""
+
+    job: str
+    started: datetime = field(default_factory=utcnow)
+    finished: datetime | None = None
+    dry_run: bool = False
+    counts: dict[str, int | float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    fatal: str | None = None
+
+    def count(self, key: str, n: int | float = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def error(self, message: str) -> None:
+        """Record a failed item; the run goes on and ends PARTIAL."""
+        self.errors.append(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def finish(self) -> RunReport:
+        self.finished = utcnow()
+        return self
+
+    @property
+    def status(self) -> RunStatus:
+        if self.fatal:
+            return RunStatus.FAILED
+        if self.errors:
+            return RunStatus.PARTIAL
+        return RunStatus.DRY_RUN if self.dry_run else RunStatus.OK
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {
+            RunStatus.OK: ExitCode.OK,
+            RunStatus.DRY_RUN: ExitCode.OK,
+            RunStatus.PARTIAL: ExitCode.PARTIAL,
+            RunStatus.FAILED: ExitCode.FAILED,
+        }[self.status]
+
+    @property
+    def duration(self) -> float:
+        end = self.finished or utcnow()
+        return (end - self.started).total_seconds()
+
+    def summary(self) -> str:
+        figures = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        line = f"{self.job}: {self.status.value} in {self.duration:.1f}s"
+        if figures:
+            line += f" ({figures})"
+        if self.errors:
+            line += f"; {len(self.errors)} error(s)"
+        if self.fatal:
+            line += f"; fatal: {self.fatal}"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["started"] = self.started.isoformat()
+        d["finished"] = self.finished.isoformat() if self.finished else None
+        d["status"] = self.status.value
+        d["duration"] = round(self.duration, 3)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+
+    def render_text(self) -> str:
+        lines = [self.summary()]
+        lines += [f"  error: {e}" for e in self.errors]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def status_path(state_dir: str | Path, job: str) -> Path:
+    return Path(state_dir) / "status" / f"{job.replace(' ', '-')}.json"
+
+
+def heartbeat_path(state_dir: str | Path, job: str) -> Path:
+    return Path(state_dir) / "status" / f"{job.replace(' ', '-')}.heartbeat"
+
+
+def store_report(state_dir: str | Path, report: RunReport) -> None:
+    """Keep the last report of the job; touch its heartbeat when the run succeeded."""
+    atomic_write(status_path(state_dir, report.job), report.to_json() + "\n")
+    if report.status in (RunStatus.OK, RunStatus.PARTIAL) and not report.dry_run:
+        hb = heartbeat_path(state_dir, report.job)
+        atomic_write(hb, (report.finished or utcnow()).isoformat() + "\n")
+
+
+def load_report(state_dir: str | Path, job: str) -> dict[str, Any] | None:
+    p = status_path(state_dir, job)
+    try:
+        data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data

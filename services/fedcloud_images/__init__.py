@@ -1,0 +1,1 @@
+"""images sync: signed image lists (HEPiX, OCI registry) -> verified cache -> Glance."""

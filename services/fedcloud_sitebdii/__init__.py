@@ -1,0 +1,1 @@
+"""site-bdii: resource BDIIs + static site info -> GLUE2DomainID=<site>,o=glue."""

@@ -1,0 +1,7 @@
+"""``python -m testbed <command>``: see :mod:`testbed.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,115 @@
+"""Command line of the testbed: up, status, seed, stop, wipe, scale."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import health, procs, stack
+from .layout import SERVICES, Layout
+
+
+def cmd_up(lay: Layout, args: argparse.Namespace) -> int:
+    stack.up(lay, stack.Clock(), seed=not args.no_seed)
+    return 0
+
+
+def cmd_seed(lay: Layout, args: argparse.Namespace) -> int:
+    from .seed import Seeder
+
+    clock = stack.Clock()
+    if not stack.all_healthy(lay):
+        print("testbed is not running: run 'scripts/dev/testbed up' first", file=sys.stderr)
+        return 1
+    Seeder(lay, clock).run(skip_if_complete=False)
+    return 0
+
+
+def cmd_status(lay: Layout, args: argparse.Namespace) -> int:
+    running = stack.tracked(lay)
+    total = 0
+    print(f"state dir: {lay.root}")
+    print(f"{'service':<17} {'pid':>7} {'port':>6} {'procs':>5} {'rss MB':>8}  health")
+    down = 0
+    for svc in SERVICES:
+        t = running.get(svc.name)
+        if not t:
+            print(f"{svc.name:<17} {'-':>7} {svc.port or '-':>6} {'-':>5} {'-':>8}  DOWN")
+            down += 1
+            continue
+        members = procs.group_members(t.pid) or [t.pid]
+        rss = sum(procs.rss_kib(p) for p in members)
+        total += rss
+        if svc.port is None:
+            state = "running (heartbeat: see below)"
+        elif svc.health_path:
+            code = health.http_status(svc.port, svc.health_path)
+            state = f"HTTP {code}" if code else "NOT ANSWERING"
+        else:
+            state = "listening" if health.port_open(svc.port) else "NOT LISTENING"
+        print(f"{svc.name:<17} {t.pid:>7} {svc.port or '-':>6} {len(members):>5} {rss / 1024:>8.1f}  {state}")
+    if "epmd" in running:
+        rss = procs.rss_kib(running["epmd"].pid)
+        total += rss
+        print(f"{'epmd (ours)':<17} {running['epmd'].pid:>7} {4369:>6} {1:>5} {rss / 1024:>8.1f}")
+    print(f"{'TOTAL':<17} {'':>7} {'':>6} {'':>5} {total / 1024:>8.1f}")
+    if down == len(SERVICES):
+        print("testbed is stopped")
+        return 3
+    if not down:
+        try:
+            from .clients import session
+
+            ready, missing = health.compute_ready(session(), None)
+            print("workers: " + ("nova and cinder services up, placement and cinder pools present"
+                                 if ready else f"NOT READY: {missing}"))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - status reports, never raises
+            print(f"workers: cannot ask the APIs: {exc}")
+            return 1
+    if lay.seed_json.exists():
+        print(f"seed manifest: {lay.seed_json}")
+    return 1 if down else 0
+
+
+def cmd_stop(lay: Layout, args: argparse.Namespace) -> int:
+    stack.stop(lay, stack.Clock())
+    return 0
+
+
+def cmd_wipe(lay: Layout, args: argparse.Namespace) -> int:
+    stack.wipe(lay, stack.Clock())
+    return 0
+
+
+def cmd_scale(lay: Layout, args: argparse.Namespace) -> int:
+    from .scale import scale
+
+    scale(lay, images=args.images, flavors=args.flavors, servers=args.servers, projects=args.projects,
+          workers=args.workers)  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="testbed", description="local OpenStack for tests and the demo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="install, configure, start, wait until healthy, seed (idempotent)")
+    p.add_argument("--no-seed", action="store_true", help="do not seed the demo site")
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("status", help="services, PIDs, ports, memory, health").set_defaults(func=cmd_status)
+    sub.add_parser("seed", help="(re)seed the demo site, idempotently").set_defaults(func=cmd_seed)
+    sub.add_parser("stop", help="stop every testbed process by PID").set_defaults(func=cmd_stop)
+    sub.add_parser("wipe", help="stop and delete the state directory").set_defaults(func=cmd_wipe)
+    p = sub.add_parser("scale", help="add many objects through the APIs (benchmarks)")
+    for what in ("images", "flavors", "servers", "projects"):
+        p.add_argument(f"--{what}", type=int, default=0, metavar="N", help=f"total scale-* {what} wanted")
+    p.add_argument("--workers", type=int, default=16, help="concurrent API calls")
+    p.set_defaults(func=cmd_scale)
+    args = parser.parse_args(argv)
+    lay = Layout.from_env()
+    try:
+        return int(args.func(lay, args))
+    except (stack.StackError, procs.ProcError, TimeoutError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
