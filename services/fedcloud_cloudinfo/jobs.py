@@ -6,6 +6,8 @@ from fedcloud_core.errors import PermanentError
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
 
+from .bdii_update import JOB as BDII_UPDATE_JOB
+
 
 def _not_yet(ctx: JobContext) -> RunReport:
     raise PermanentError("not implemented yet")
@@ -14,7 +16,6 @@ def _not_yet(ctx: JobContext) -> RunReport:
 JOBS = [
     JobSpec(name="cloud-info", help="collect OpenStack into a GLUE2 snapshot", run=_not_yet,
             interval=lambda c: c.scheduler.cloud_info),
-    JobSpec(name="bdii-update", help="sync the resource BDII (slapd) with the latest snapshot",
-            run=_not_yet, interval=lambda c: c.scheduler.cloud_info),
+    BDII_UPDATE_JOB,
 ]
 TOOLS: list = []
