@@ -48,6 +48,7 @@ def build_scheduler(
         sched.add_job(
             _runner(spec, make_ctx), IntervalTrigger(minutes=minutes, jitter=jitter or None, timezone=UTC),
             id=spec.key, name=spec.name, next_run_time=start if run_now else None,
+            max_instances=1, coalesce=True,
         )
         log.info("%s: every %d min", spec.name, minutes)
     return sched
