@@ -17,7 +17,13 @@ from typing import Any
 import yaml
 
 from fedcloud_core import __version__
-from fedcloud_core.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, load_config, parse_config, render_sample
+from fedcloud_core.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    load_config,
+    parse_config,
+    render_sample,
+)
 from fedcloud_core.errors import ConfigError, ExitCode, FedcloudError, LockHeldError, exit_code_for
 from fedcloud_core.jobs import JobContext, JobSpec, execute
 from fedcloud_core.legacy import merge_fragments
@@ -34,30 +40,53 @@ CONFIG_HELP = f"appliance config file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: libraries too)")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: libraries too)"
+    )
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
-    p.add_argument("--once", action="store_true", help="run one cycle and exit (for cron and manual runs)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="do everything but write: print what would be published/queued/sent")
-    p.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for a running instance of the job (default: exit 4 at once)")
-    p.add_argument("--report-format", choices=("text", "json"), default="text",
-                   help="how the run report is printed on stdout")
+    p.add_argument(
+        "--once", action="store_true", help="run one cycle and exit (for cron and manual runs)"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="do everything but write: print what would be published/queued/sent",
+    )
+    p.add_argument(
+        "--wait-lock",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a running instance of the job (default: exit 4 at once)",
+    )
+    p.add_argument(
+        "--report-format",
+        choices=("text", "json"),
+        default="text",
+        help="how the run report is printed on stdout",
+    )
     _common(p)
 
 
 def _subparsers(parent: argparse.ArgumentParser, cache: dict[str, Any], path: str) -> Any:
     if path not in cache:
-        cache[path] = parent.add_subparsers(dest=f"cmd_{path or 'root'}", metavar="COMMAND", required=True)
+        cache[path] = parent.add_subparsers(
+            dest=f"cmd_{path or 'root'}", metavar="COMMAND", required=True
+        )
     return cache[path]
 
 
-def _add_nested(root: argparse.ArgumentParser, groups: dict[str, argparse.ArgumentParser],
-                subs: dict[str, Any], name: str, **kw: Any) -> argparse.ArgumentParser:
+def _add_nested(
+    root: argparse.ArgumentParser,
+    groups: dict[str, argparse.ArgumentParser],
+    subs: dict[str, Any],
+    name: str,
+    **kw: Any,
+) -> argparse.ArgumentParser:
     """Add ``a b`` as subcommand ``b`` of group ``a`` (creating the group)."""
     words = name.split()
     parent, path = root, ""
@@ -92,12 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("config sample", help="print a commented sample config generated from the model")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(handler=cmd_config_sample)
-    p = add("config import-legacy", help="convert the older tools' config files into appliance YAML",
-            description="Convert legacy files (" + ", ".join(i.name for i in registry.importers())
-            + ") into appliance config YAML on stdout (secrets are left out).")
+    p = add(
+        "config import-legacy",
+        help="convert the older tools' config files into appliance YAML",
+        description="Convert legacy files ("
+        + ", ".join(i.name for i in registry.importers())
+        + ") into appliance config YAML on stdout (secrets are left out).",
+    )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="legacy config files")
-    p.add_argument("--format", dest="legacy_format", choices=[i.name for i in registry.importers()],
-                   help="format of the files (default: guessed from the file name)")
+    p.add_argument(
+        "--format",
+        dest="legacy_format",
+        choices=[i.name for i in registry.importers()],
+        help="format of the files (default: guessed from the file name)",
+    )
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     _common(p)
     p.set_defaults(handler=cmd_import_legacy)
@@ -121,8 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_status)
     p = add("scheduler", help="run every job on its configured interval (the long-running service)")
     p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
-    p.add_argument("--jobs", nargs="+", metavar="JOB", choices=[j.key for j in registry.jobs()],
-                   help="only these jobs (default: all enabled)")
+    p.add_argument(
+        "--jobs",
+        nargs="+",
+        metavar="JOB",
+        choices=[j.key for j in registry.jobs()],
+        help="only these jobs (default: all enabled)",
+    )
     _common(p)
     p.set_defaults(handler=cmd_scheduler)
     return root
@@ -133,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    print(f"{args.config or 'config'}: OK (site {cfg.site.name}, {len(cfg.vos)} VO(s), "
-          f"{len(cfg.images.subscriptions)} image subscription(s))")
+    print(
+        f"{args.config or 'config'}: OK (site {cfg.site.name}, {len(cfg.vos)} VO(s), "
+        f"{len(cfg.images.subscriptions)} image subscription(s))"
+    )
     return ExitCode.OK
 
 
@@ -152,7 +196,9 @@ def _pick_importer(path: Path, fmt: str | None) -> Any:
         if (fmt and imp.name == fmt) or (not fmt and imp.matches(path)):
             return imp
     names = ", ".join(i.name for i in registry.importers())
-    raise ConfigError(f"{path}: cannot tell the format of this file; give --format (one of: {names})")
+    raise ConfigError(
+        f"{path}: cannot tell the format of this file; give --format (one of: {names})"
+    )
 
 
 def cmd_import_legacy(args: argparse.Namespace) -> int:
@@ -165,8 +211,11 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
         fragments.append(imp.convert(f))
     merged = merge_fragments(fragments)
     extra = {k: merged.pop(k) for k in list(merged) if k.startswith("x-")}
-    text = "# imported by 'fedcloud-appliance config import-legacy' from: " + ", ".join(
-        str(f) for f in args.files) + "\n"
+    text = (
+        "# imported by 'fedcloud-appliance config import-legacy' from: "
+        + ", ".join(str(f) for f in args.files)
+        + "\n"
+    )
     text += yaml.safe_dump(merged, sort_keys=False, default_flow_style=False)
     for k, v in extra.items():
         text += f"\n# {k} (not part of appliance.yaml):\n"
@@ -222,8 +271,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_scheduler(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     wanted = set(args.jobs or [])
-    selected = [(s, s.interval(cfg) if s.interval else 0) for s in registry.jobs()
-                if not wanted or s.key in wanted]
+    selected = [
+        (s, s.interval(cfg) if s.interval else 0)
+        for s in registry.jobs()
+        if not wanted or s.key in wanted
+    ]
 
     def make_ctx() -> JobContext:
         return JobContext(config=cfg, options=argparse.Namespace(once=True, dry_run=False))

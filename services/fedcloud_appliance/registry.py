@@ -8,8 +8,7 @@ from __future__ import annotations
 import importlib
 
 from fedcloud_core.jobs import JobSpec
-from fedcloud_core.legacy import LegacyImporter
-from fedcloud_core.legacy import openstack_rc
+from fedcloud_core.legacy import LegacyImporter, openstack_rc
 from fedcloud_core.tools import ToolSpec
 
 SERVICES = (

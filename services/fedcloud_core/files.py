@@ -20,7 +20,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str], *, mode: int = 0o644, binary: bool = False) -> Iterator[IO]:
+def atomic_writer(
+    path: str | os.PathLike[str], *, mode: int = 0o644, binary: bool = False
+) -> Iterator[IO]:
     """Yield a file object; on clean exit its content replaces ``path`` atomically.
 
     On an exception the temporary file is removed and ``path`` is left untouched.

@@ -50,7 +50,9 @@ class JobSpec:
         return self.name.replace(" ", "-")
 
 
-def execute(spec: JobSpec, ctx: JobContext, *, lock_wait: float = 0.0, store: bool = True) -> RunReport:
+def execute(
+    spec: JobSpec, ctx: JobContext, *, lock_wait: float = 0.0, store: bool = True
+) -> RunReport:
     """Run ``spec`` once under its lock. Raises only :class:`LockHeldError`."""
     paths = ctx.config.paths
     lock = RunLock(paths.locks, spec.key, wait=lock_wait)
@@ -65,7 +67,9 @@ def execute(spec: JobSpec, ctx: JobContext, *, lock_wait: float = 0.0, store: bo
             report.details["transient"] = exc.transient
             log.error("%s failed: %s", spec.name, exc)
         except Exception as exc:
-            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=f"unexpected error: {exc!r}")
+            report = RunReport(
+                job=spec.key, dry_run=ctx.dry_run, fatal=f"unexpected error: {exc!r}"
+            )
             log.exception("%s failed with an unexpected error", spec.name)
         report.job = spec.key
         report.finish()

@@ -63,7 +63,7 @@ def _line(name: str, value: str) -> str:
     rest = raw[WRAP:]
     while rest:
         parts.append(" " + rest[: WRAP - 1])
-        rest = rest[WRAP - 1:]
+        rest = rest[WRAP - 1 :]
     return "\n".join(parts)
 
 

@@ -12,12 +12,21 @@ _REDACTIONS = [
     # credentials inside URLs: scheme://user:password@host
     (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\g<pre>***@"),
     # query strings carrying tokens/keys
-    (re.compile(r"(?i)(?P<pre>[?&](?:token|key|password|secret|access_token|x-api-key)=)[^&\s]+"),
-     r"\g<pre>***"),
+    (
+        re.compile(
+            r"(?i)(?P<pre>[?&](?:token|key|password|secret|access_token|x-api-key)=)[^&\s]+"
+        ),
+        r"\g<pre>***",
+    ),
     # header-ish / key=value / JSON pairs
-    (re.compile(r"(?i)(?P<pre>[\"']?(?:x-auth-token|x-subject-token|x-api-key|password|secret|"
-                r"token|access_token|application_credential_secret)[\"']?\s*[:=]\s*[\"']?)"
-                r"[^\"'\s,}]+"), r"\g<pre>***"),
+    (
+        re.compile(
+            r"(?i)(?P<pre>[\"']?(?:x-auth-token|x-subject-token|x-api-key|password|secret|"
+            r"token|access_token|application_credential_secret)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"'\s,}]+"
+        ),
+        r"\g<pre>***",
+    ),
 ]
 
 _known_secrets: set[str] = set()
@@ -82,6 +91,15 @@ def setup_logging(*, verbose: int = 0, fmt: str = "text", stream=None) -> None:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     quiet = logging.DEBUG if verbose >= 2 else logging.WARNING
-    for noisy in ("keystoneauth", "urllib3", "stomp.py", "ldap3", "apscheduler", "novaclient",
-                  "glanceclient", "keystoneclient", "docker"):
+    for noisy in (
+        "keystoneauth",
+        "urllib3",
+        "stomp.py",
+        "ldap3",
+        "apscheduler",
+        "novaclient",
+        "glanceclient",
+        "keystoneclient",
+        "docker",
+    ):
         logging.getLogger(noisy).setLevel(quiet)

@@ -111,9 +111,7 @@ def _normalise_auth_type(raw: str | None, auth: Mapping[str, Any], source: str) 
         ) from None
 
 
-def resolve_cloud(
-    cfg: OpenStackConfig, environ: Mapping[str, str] | None = None
-) -> CloudSettings:
+def resolve_cloud(cfg: OpenStackConfig, environ: Mapping[str, str] | None = None) -> CloudSettings:
     """Work out auth type, options, region and TLS settings from clouds.yaml or OS_*."""
     env = os.environ if environ is None else environ
     if cfg.cloud:
@@ -142,26 +140,36 @@ def resolve_cloud(
         if entry.get("cacert") and verify is not False:
             verify = str(entry["cacert"])
         settings = CloudSettings(
-            auth_type=auth_type, auth=auth,
+            auth_type=auth_type,
+            auth=auth,
             region_name=cfg.region_name or entry.get("region_name"),
-            interface=entry.get("interface", cfg.interface) if cfg.interface == "public" else cfg.interface,
-            verify=verify, cert=entry.get("cert"), source=source,
+            interface=entry.get("interface", cfg.interface)
+            if cfg.interface == "public"
+            else cfg.interface,
+            verify=verify,
+            cert=entry.get("cert"),
+            source=source,
         )
     else:
         auth = {opt: env[var] for var, opt in _ENV_AUTH_KEYS.items() if env.get(var)}
         if not auth.get("auth_url"):
             raise ConfigError(
                 "no OpenStack credentials: set openstack.cloud (a clouds.yaml entry) or the OS_* "
-                "variables (OS_AUTH_URL, ...)", key="openstack.cloud",
+                "variables (OS_AUTH_URL, ...)",
+                key="openstack.cloud",
             )
         auth_type = _normalise_auth_type(env.get("OS_AUTH_TYPE"), auth, "OS_AUTH_TYPE")
         verify = env.get("OS_CACERT") or True
         if env.get("OS_INSECURE", "").lower() in ("1", "true", "yes"):
-            raise ConfigError("OS_INSECURE is refused: TLS verification stays on (set OS_CACERT instead)")
+            raise ConfigError(
+                "OS_INSECURE is refused: TLS verification stays on (set OS_CACERT instead)"
+            )
         settings = CloudSettings(
-            auth_type=auth_type, auth=auth,
+            auth_type=auth_type,
+            auth=auth,
             region_name=cfg.region_name or env.get("OS_REGION_NAME"),
-            interface=env.get("OS_INTERFACE", cfg.interface), verify=verify,
+            interface=env.get("OS_INTERFACE", cfg.interface),
+            verify=verify,
         )
     if settings.verify is False:
         raise ConfigError(f"{settings.source}: verify: false is refused; give a cacert instead")
@@ -173,7 +181,7 @@ def resolve_cloud(
 
 
 def _plugin_options(auth_type: str, auth: Mapping[str, Any]) -> dict[str, Any]:
-    loader = loading.get_plugin_loader(auth_type)
+    loader: Any = loading.get_plugin_loader(auth_type)
     valid = {o.dest for o in loader.get_options()}
     unknown = sorted(k for k in auth if k.replace("-", "_") not in valid)
     if unknown:
@@ -189,10 +197,14 @@ def make_session(cfg: OpenStackConfig, environ: Mapping[str, str] | None = None)
     settings = resolve_cloud(cfg, environ)
     opts = _plugin_options(settings.auth_type, settings.auth)
     try:
-        plugin = loading.get_plugin_loader(settings.auth_type).load_from_options(**opts)
+        plugin: Any = loading.get_plugin_loader(settings.auth_type).load_from_options(**opts)
     except Exception as exc:  # noqa: BLE001 - keystoneauth raises several types for bad options
-        raise ConfigError(f"{settings.source}: invalid {settings.auth_type} options: {exc}") from None
-    return session.Session(auth=plugin, verify=settings.verify, cert=settings.cert, timeout=cfg.timeout)
+        raise ConfigError(
+            f"{settings.source}: invalid {settings.auth_type} options: {exc}"
+        ) from None
+    return session.Session(
+        auth=plugin, verify=settings.verify, cert=settings.cert, timeout=cfg.timeout
+    )
 
 
 @dataclass
@@ -205,7 +217,9 @@ class OpenStackClients:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_config(cls, cfg: OpenStackConfig, environ: Mapping[str, str] | None = None) -> OpenStackClients:
+    def from_config(
+        cls, cfg: OpenStackConfig, environ: Mapping[str, str] | None = None
+    ) -> OpenStackClients:
         settings = resolve_cloud(cfg, environ)
         return cls(make_session(cfg, environ), settings.region_name, settings.interface)
 

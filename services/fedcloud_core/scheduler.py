@@ -38,17 +38,22 @@ def build_scheduler(
     run_now: bool = True,
 ) -> BlockingScheduler:
     """A scheduler with each ``(spec, minutes)``; minutes <= 0 disables the job."""
-    sched = BlockingScheduler(timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True,
-                                                          "misfire_grace_time": 300})
+    sched = BlockingScheduler(
+        timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
+    )
     start = datetime.now(UTC) + timedelta(seconds=1)
     for spec, minutes in jobs:
         if minutes <= 0:
             log.info("%s: disabled in the scheduler", spec.name)
             continue
         sched.add_job(
-            _runner(spec, make_ctx), IntervalTrigger(minutes=minutes, jitter=jitter or None, timezone=UTC),
-            id=spec.key, name=spec.name, next_run_time=start if run_now else None,
-            max_instances=1, coalesce=True,
+            _runner(spec, make_ctx),
+            IntervalTrigger(minutes=minutes, jitter=jitter or None, timezone=UTC),
+            id=spec.key,
+            name=spec.name,
+            next_run_time=start if run_now else None,
+            max_instances=1,
+            coalesce=True,
         )
         log.info("%s: every %d min", spec.name, minutes)
     return sched

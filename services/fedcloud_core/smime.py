@@ -21,9 +21,15 @@ from .tool import run_tool
 OPENSSL = "openssl"
 
 _SHORT = {
-    NameOID.COUNTRY_NAME: "C", NameOID.STATE_OR_PROVINCE_NAME: "ST", NameOID.LOCALITY_NAME: "L",
-    NameOID.ORGANIZATION_NAME: "O", NameOID.ORGANIZATIONAL_UNIT_NAME: "OU", NameOID.COMMON_NAME: "CN",
-    NameOID.DOMAIN_COMPONENT: "DC", NameOID.EMAIL_ADDRESS: "emailAddress", NameOID.USER_ID: "UID",
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+    NameOID.DOMAIN_COMPONENT: "DC",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.USER_ID: "UID",
     NameOID.SERIAL_NUMBER: "serialNumber",
 }
 
@@ -46,7 +52,9 @@ def openssl_dn(name: x509.Name) -> str:
     for rdn in name.rdns:
         for attr in rdn:
             key = _SHORT.get(attr.oid, attr.oid.dotted_string)
-            value = attr.value if isinstance(attr.value, str) else attr.value.decode("utf-8", "replace")
+            value = (
+                attr.value if isinstance(attr.value, str) else attr.value.decode("utf-8", "replace")
+            )
             parts.append(f"{key}={value}")
     return "/" + "/".join(parts)
 
@@ -69,7 +77,9 @@ def normalise_dn(dn: str) -> tuple[tuple[str, str], ...]:
     for p in parts:
         k, _, v = p.partition("=")
         k = k.strip()
-        k = {"E": "emailAddress", "EMAIL": "emailAddress", "EMAILADDRESS": "emailAddress"}.get(k.upper(), k)
+        k = {"E": "emailAddress", "EMAIL": "emailAddress", "EMAILADDRESS": "emailAddress"}.get(
+            k.upper(), k
+        )
         out.append((k if k == "emailAddress" else k.upper(), v.strip()))
     return tuple(out)
 
@@ -83,8 +93,16 @@ def _tmpdir(base: str | os.PathLike[str] | None) -> tempfile.TemporaryDirectory[
 
 
 def sign(
-    data: bytes, cert: Path, key: Path, *, detached: bool = True, text: bool = False,
-    digest: str = "sha256", cms: bool = False, binary: bool = False, timeout: float = 60.0,
+    data: bytes,
+    cert: Path,
+    key: Path,
+    *,
+    detached: bool = True,
+    text: bool = False,
+    digest: str = "sha256",
+    cms: bool = False,
+    binary: bool = False,
+    timeout: float = 60.0,
 ) -> bytes:
     """S/MIME-sign ``data``: clear-signed multipart/signed (``detached``) or opaque pkcs7-mime.
 
@@ -92,8 +110,19 @@ def sign(
     APEL's ssm does). ``cms`` uses ``openssl cms`` instead of ``openssl smime``.
     ``binary`` signs the bytes as they are (no CRLF canonicalisation of line ends).
     """
-    argv = [OPENSSL, "cms" if cms else "smime", "-sign", "-signer", str(cert), "-inkey", str(key),
-            "-md", digest, "-outform", "SMIME"]
+    argv = [
+        OPENSSL,
+        "cms" if cms else "smime",
+        "-sign",
+        "-signer",
+        str(cert),
+        "-inkey",
+        str(key),
+        "-md",
+        digest,
+        "-outform",
+        "SMIME",
+    ]
     if not detached:
         argv.append("-nodetach")
     if text:
@@ -107,8 +136,15 @@ def sign(
 
 
 def verify(
-    message: bytes, *, capath: Path | None = None, cafile: Path | None = None, purpose_any: bool = True,
-    text: bool = False, binary: bool = False, crl_check: bool = False, timeout: float = 60.0,
+    message: bytes,
+    *,
+    capath: Path | None = None,
+    cafile: Path | None = None,
+    purpose_any: bool = True,
+    text: bool = False,
+    binary: bool = False,
+    crl_check: bool = False,
+    timeout: float = 60.0,
     workdir: str | None = None,
 ) -> Verified:
     """Verify a clear-signed or opaque S/MIME message against trusted CAs; return content and signer.
@@ -143,7 +179,11 @@ def verify(
 
 def _reason(detail: str) -> str:
     lowered = detail.lower()
-    if "digest failure" in lowered or "content verify error" in lowered or "signature failure" in lowered:
+    if (
+        "digest failure" in lowered
+        or "content verify error" in lowered
+        or "signature failure" in lowered
+    ):
         return "the content does not match its signature (tampered?)"
     if "certificate verify error" in lowered or "unable to get local issuer" in lowered:
         return "the signer certificate does not chain to a trusted CA"
@@ -151,23 +191,33 @@ def _reason(detail: str) -> str:
         return "the signer certificate is self-signed and not trusted"
     if "expired" in lowered:
         return "a certificate in the chain has expired"
-    if "no content type" in lowered or "error reading s/mime" in lowered or "not enough data" in lowered:
+    if (
+        "no content type" in lowered
+        or "error reading s/mime" in lowered
+        or "not enough data" in lowered
+    ):
         return "not an S/MIME message"
     return detail
 
 
-def encrypt(data: bytes, recipient_cert: Path, *, cipher: str = "-aes128", timeout: float = 60.0) -> bytes:
+def encrypt(
+    data: bytes, recipient_cert: Path, *, cipher: str = "-aes128", timeout: float = 60.0
+) -> bytes:
     """Encrypt ``data`` to ``recipient_cert`` (S/MIME enveloped data, AES-128-CBC by default)."""
     try:
-        return run_tool([OPENSSL, "smime", "-encrypt", cipher, str(recipient_cert)], input=data,
-                        timeout=timeout).stdout
+        return run_tool(
+            [OPENSSL, "smime", "-encrypt", cipher, str(recipient_cert)], input=data, timeout=timeout
+        ).stdout
     except FedcloudError as exc:
         raise SmimeError(f"encryption failed: {exc}") from None
 
 
 def decrypt(data: bytes, cert: Path, key: Path, *, timeout: float = 60.0) -> bytes:
     try:
-        return run_tool([OPENSSL, "smime", "-decrypt", "-recip", str(cert), "-inkey", str(key)],
-                        input=data, timeout=timeout).stdout
+        return run_tool(
+            [OPENSSL, "smime", "-decrypt", "-recip", str(cert), "-inkey", str(key)],
+            input=data,
+            timeout=timeout,
+        ).stdout
     except FedcloudError as exc:
         raise SmimeError(f"decryption failed: {exc}") from None

@@ -18,7 +18,9 @@ def run_tool(
     tool = argv[0]
     log.debug("running %s", tool)
     try:
-        proc = subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(argv), input=input, capture_output=True, timeout=timeout, check=False
+        )
     except FileNotFoundError:
         raise ToolError(tool, "not installed (command not found)") from None
     except subprocess.TimeoutExpired:

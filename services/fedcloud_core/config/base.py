@@ -34,7 +34,9 @@ class Section(BaseModel):
             try:
                 data[name] = Path(str(path)).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"'{key}': cannot read secret file {path}: {exc.strerror}") from None
+                raise ValueError(
+                    f"'{key}': cannot read secret file {path}: {exc.strerror}"
+                ) from None
         return data
 
 

@@ -52,7 +52,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
         if not keys:
             continue
         try:
@@ -117,7 +117,9 @@ def parse_config(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections, not {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections, not {type(data).__name__}"
+        )
     overrides = _env_overrides(os.environ if environ is None else environ)
     if overrides:
         data = _merge(data, overrides)

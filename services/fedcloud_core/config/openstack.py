@@ -20,7 +20,13 @@ class OpenStackConfig(Section):
         examples=["fedcloud"],
     )
     clouds_yaml: Path | None = Field(None, description="explicit path of clouds.yaml")
-    region_name: str | None = Field(None, description="region (overrides clouds.yaml / OS_REGION_NAME)")
-    interface: str = Field("public", pattern=r"^(public|internal|admin)$", description="endpoint interface")
-    cacert: Path | None = Field(None, description="CA bundle for TLS verification of the APIs (default: system CAs)")
+    region_name: str | None = Field(
+        None, description="region (overrides clouds.yaml / OS_REGION_NAME)"
+    )
+    interface: str = Field(
+        "public", pattern=r"^(public|internal|admin)$", description="endpoint interface"
+    )
+    cacert: Path | None = Field(
+        None, description="CA bundle for TLS verification of the APIs (default: system CAs)"
+    )
     timeout: float = Field(60.0, gt=0, description="seconds before an API call times out")

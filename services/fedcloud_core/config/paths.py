@@ -15,7 +15,9 @@ class PathsConfig(Section):
         description="job state: checkpoints, snapshots, last run reports, heartbeats",
     )
     lock_dir: Path | None = Field(None, description="run locks; default: <state_dir>/locks")
-    spool_dir: Path = Field(Path("/var/spool/apel"), description="APEL spool (outgoing queues live below it)")
+    spool_dir: Path = Field(
+        Path("/var/spool/apel"), description="APEL spool (outgoing queues live below it)"
+    )
     image_dir: Path = Field(Path("/image_data"), description="image replication cache")
 
     @property

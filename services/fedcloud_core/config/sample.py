@@ -56,7 +56,9 @@ def _plain(value: Any) -> Any:
 
 
 def _dump(key: str, value: Any, indent: int, commented: bool = False) -> list[str]:
-    text = yaml.safe_dump({key: value}, default_flow_style=False, sort_keys=False, width=100).rstrip("\n")
+    text = yaml.safe_dump(
+        {key: value}, default_flow_style=False, sort_keys=False, width=100
+    ).rstrip("\n")
     pad = " " * indent
     return [f"{pad}{'# ' if commented else ''}{line}" for line in text.splitlines()]
 
@@ -130,7 +132,11 @@ def render_sample() -> str:
         else:
             default = _default(field)
             example = field.examples[0] if field.examples else None
-            value = example if default in (PydanticUndefined, None, {}, []) and example is not None else default
+            value = (
+                example
+                if default in (PydanticUndefined, None, {}, []) and example is not None
+                else default
+            )
             lines.extend(_dump(name, _plain(value), 0))
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -9,7 +9,8 @@ from .base import Section
 
 class VOConfig(Section):
     projects: list[str] = Field(
-        ..., min_length=1,
+        ...,
+        min_length=1,
         description="Keystone project ids (or names) whose usage and shares belong to this VO",
         examples=[["0123456789abcdef0123456789abcdef"]],
     )

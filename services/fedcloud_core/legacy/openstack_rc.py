@@ -18,13 +18,19 @@ from . import LegacyImporter
 _EXPORT = re.compile(r"^\s*(?:export\s+)?(OS_[A-Z_]+)=(.*)$")
 
 _AUTH = {
-    "OS_AUTH_URL": "auth_url", "OS_USERNAME": "username", "OS_PASSWORD": "password",
-    "OS_PROJECT_NAME": "project_name", "OS_PROJECT_ID": "project_id",
-    "OS_USER_DOMAIN_NAME": "user_domain_name", "OS_PROJECT_DOMAIN_NAME": "project_domain_name",
-    "OS_PROJECT_DOMAIN_ID": "project_domain_id", "OS_USER_DOMAIN_ID": "user_domain_id",
+    "OS_AUTH_URL": "auth_url",
+    "OS_USERNAME": "username",
+    "OS_PASSWORD": "password",
+    "OS_PROJECT_NAME": "project_name",
+    "OS_PROJECT_ID": "project_id",
+    "OS_USER_DOMAIN_NAME": "user_domain_name",
+    "OS_PROJECT_DOMAIN_NAME": "project_domain_name",
+    "OS_PROJECT_DOMAIN_ID": "project_domain_id",
+    "OS_USER_DOMAIN_ID": "user_domain_id",
     "OS_APPLICATION_CREDENTIAL_ID": "application_credential_id",
     "OS_APPLICATION_CREDENTIAL_SECRET": "application_credential_secret",
-    "OS_ACCESS_TOKEN": "access_token", "OS_IDENTITY_PROVIDER": "identity_provider",
+    "OS_ACCESS_TOKEN": "access_token",
+    "OS_IDENTITY_PROVIDER": "identity_provider",
     "OS_PROTOCOL": "protocol",
 }
 

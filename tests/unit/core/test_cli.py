@@ -15,10 +15,27 @@ from fedcloud_core.report import RunReport
 pytestmark = pytest.mark.unit
 
 PUBLIC_COMMANDS = [
-    "config check", "config sample", "config import-legacy", "cloud-info", "bdii-update", "site-bdii",
-    "accounting extract", "ssm send", "images sync", "imagelist sign", "status", "scheduler",
+    "config check",
+    "config sample",
+    "config import-legacy",
+    "cloud-info",
+    "bdii-update",
+    "site-bdii",
+    "accounting extract",
+    "ssm send",
+    "images sync",
+    "imagelist sign",
+    "status",
+    "scheduler",
 ]
-JOB_COMMANDS = ["cloud-info", "bdii-update", "site-bdii", "accounting extract", "ssm send", "images sync"]
+JOB_COMMANDS = [
+    "cloud-info",
+    "bdii-update",
+    "site-bdii",
+    "accounting extract",
+    "ssm send",
+    "images sync",
+]
 
 
 @pytest.mark.parametrize("command", PUBLIC_COMMANDS)
@@ -85,8 +102,17 @@ def test_job_once_prints_report_and_stores_it(tmp_path, monkeypatch, capsys):
         return r
 
     _fake_job(monkeypatch, run)
-    code = cli.main(["accounting", "extract", "--once", "--config", str(_write(tmp_path)),
-                     "--report-format", "json"])
+    code = cli.main(
+        [
+            "accounting",
+            "extract",
+            "--once",
+            "--config",
+            str(_write(tmp_path)),
+            "--report-format",
+            "json",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["counts"] == {"records": 7}
@@ -103,7 +129,10 @@ def test_job_partial_exits_3(tmp_path, monkeypatch):
         return r
 
     _fake_job(monkeypatch, run)
-    assert cli.main(["accounting", "extract", "--once", "--config", str(_write(tmp_path))]) == ExitCode.PARTIAL
+    assert (
+        cli.main(["accounting", "extract", "--once", "--config", str(_write(tmp_path))])
+        == ExitCode.PARTIAL
+    )
 
 
 def test_job_permanent_error_exits_1_transient_75(tmp_path, monkeypatch):
@@ -176,9 +205,11 @@ def test_status_reports_never_run_and_last_run(tmp_path, monkeypatch, capsys):
 
 def test_import_legacy_openstack_rc_keeps_secret_out_of_config(tmp_path, capsys):
     rc = tmp_path / "openstack.rc"
-    rc.write_text("export OS_AUTH_URL=https://keystone.example.org:5000/v3\n"
-                  "export OS_USERNAME=accounting\nexport OS_PASSWORD='pa ss'\n"
-                  "export OS_PROJECT_NAME=admin\n")
+    rc.write_text(
+        "export OS_AUTH_URL=https://keystone.example.org:5000/v3\n"
+        "export OS_USERNAME=accounting\nexport OS_PASSWORD='pa ss'\n"
+        "export OS_PROJECT_NAME=admin\n"
+    )
     assert cli.main(["config", "import-legacy", str(rc)]) == 0
     out = capsys.readouterr().out
     assert "openstack:\n  cloud: fedcloud\n" in out

@@ -37,8 +37,19 @@ def test_sample_is_valid_and_committed_copy_is_current():
 
 def test_sample_documents_every_section():
     sample = render_sample()
-    for section in ("site:", "openstack:", "vos:", "paths:", "cloud_info:", "bdii:", "site_bdii:",
-                    "accounting:", "ssm:", "images:", "scheduler:"):
+    for section in (
+        "site:",
+        "openstack:",
+        "vos:",
+        "paths:",
+        "cloud_info:",
+        "bdii:",
+        "site_bdii:",
+        "accounting:",
+        "ssm:",
+        "images:",
+        "scheduler:",
+    ):
         assert f"\n{section}" in sample
 
 
@@ -49,10 +60,19 @@ def test_sample_documents_every_section():
         ("site:\n  name: X\n  nmae: typo\n", "cfg.yaml:3: site.nmae: unknown key"),
         ("site:\n  description: no name\n", "site.name: required key is missing"),
         ("{}\n", "site: required key is missing"),
-        ("site:\n  name: X\nbdii:\n  port: lots\n", "cfg.yaml:4: bdii.port: Input should be a valid integer"),
-        ("site:\n  name: X\nbdii:\n  port: 99999\n", "bdii.port: Input should be less than or equal to 65535"),
+        (
+            "site:\n  name: X\nbdii:\n  port: lots\n",
+            "cfg.yaml:4: bdii.port: Input should be a valid integer",
+        ),
+        (
+            "site:\n  name: X\nbdii:\n  port: 99999\n",
+            "bdii.port: Input should be less than or equal to 65535",
+        ),
         ("site:\n  name: 'bad name'\n", "site.name: String should match pattern"),
-        ("site:\n  name: X\n  contacts:\n    security: nobody\n", "site.contacts.security: not an e-mail"),
+        (
+            "site:\n  name: X\n  contacts:\n    security: nobody\n",
+            "site.contacts.security: not an e-mail",
+        ),
         ("site: [1, 2]\n", "site: Input should be a valid dictionary"),
         ("- just\n- a list\n", "the top level must be a mapping"),
         ("site:\n  name: X\n   bad: indent\n", "cfg.yaml:3:"),
@@ -80,21 +100,29 @@ def test_subscription_must_name_a_configured_vo():
 
 
 def test_project_vo_mapping():
-    cfg = parse_config(MINIMAL + "vos:\n  ops:\n    projects: [p1, p2]\n  fc:\n    projects: [p3]\n",
-                       environ={})
+    cfg = parse_config(
+        MINIMAL + "vos:\n  ops:\n    projects: [p1, p2]\n  fc:\n    projects: [p3]\n", environ={}
+    )
     assert cfg.project_vo() == {"p1": "ops", "p2": "ops", "p3": "fc"}
 
 
 def test_env_overrides_nested_keys_with_yaml_scalars():
-    cfg = parse_config(MINIMAL, environ={"FEDCLOUD__BDII__PORT": "3000", "FEDCLOUD__SITE__NAME": "OTHER",
-                                         "FEDCLOUD__SSM__USE_SSL": "false", "UNRELATED": "x"})
+    cfg = parse_config(
+        MINIMAL,
+        environ={
+            "FEDCLOUD__BDII__PORT": "3000",
+            "FEDCLOUD__SITE__NAME": "OTHER",
+            "FEDCLOUD__SSM__USE_SSL": "false",
+            "UNRELATED": "x",
+        },
+    )
     assert cfg.bdii.port == 3000
     assert cfg.site.name == "OTHER"
     assert cfg.ssm.use_ssl is False
 
 
 def test_env_override_with_unknown_key_is_an_error():
-    with pytest.raises(ConfigError, match="bdii.prot: unknown key"):
+    with pytest.raises(ConfigError, match=r"bdii\.prot: unknown key"):
         parse_config(MINIMAL, environ={"FEDCLOUD__BDII__PROT": "1"})
 
 
@@ -110,7 +138,9 @@ def test_secret_from_file_is_read_and_hidden(tmp_path):
 
 def test_secret_file_missing_names_key_and_path(tmp_path):
     with pytest.raises(ConfigError) as err:
-        parse_config(MINIMAL + f"ssm:\n  ams_token_file: {tmp_path}/missing\n", source="c.yaml", environ={})
+        parse_config(
+            MINIMAL + f"ssm:\n  ams_token_file: {tmp_path}/missing\n", source="c.yaml", environ={}
+        )
     assert "ams_token_file" in str(err.value)
     assert "missing" in str(err.value)
 

@@ -34,9 +34,14 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_atomic_writer_leaves_old_content_on_error(tmp_path):
     p = tmp_path / "f.txt"
     p.write_text("old")
-    with pytest.raises(RuntimeError), atomic_writer(p) as fh:
-        fh.write("half")
-        raise RuntimeError("crash mid-write")
+
+    def crash() -> None:
+        with atomic_writer(p) as fh:
+            fh.write("half")
+            raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        crash()
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]
 

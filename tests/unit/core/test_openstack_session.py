@@ -78,7 +78,9 @@ def test_verify_false_is_refused(clouds):
 
 
 def test_unknown_cloud_lists_known_ones(clouds):
-    with pytest.raises(ConfigError, match="no cloud named 'nope' \\(have: appcred, insecure, oidc, site\\)"):
+    with pytest.raises(
+        ConfigError, match="no cloud named 'nope' \\(have: appcred, insecure, oidc, site\\)"
+    ):
         resolve_cloud(OpenStackConfig(cloud="nope", clouds_yaml=clouds), environ={})
 
 
@@ -88,17 +90,28 @@ def test_clouds_yaml_from_env_var(clouds):
 
 
 def test_os_env_variables():
-    env = {"OS_AUTH_URL": "https://k.example/v3", "OS_USERNAME": "u", "OS_PASSWORD": "p-12345",
-           "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-           "OS_REGION_NAME": "R2"}
+    env = {
+        "OS_AUTH_URL": "https://k.example/v3",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "p-12345",
+        "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": "R2",
+    }
     clients = OpenStackClients.from_config(OpenStackConfig(), environ=env)
     assert clients.region_name == "R2"
     assert isinstance(clients.session.auth, v3.Password)
 
 
 def test_os_env_oidc_auth_type():
-    env = {"OS_AUTH_URL": "https://k.example/v3", "OS_AUTH_TYPE": "v3oidcaccesstoken",
-           "OS_ACCESS_TOKEN": "tok-12345", "OS_IDENTITY_PROVIDER": "egi.eu", "OS_PROJECT_ID": "p"}
+    env = {
+        "OS_AUTH_URL": "https://k.example/v3",
+        "OS_AUTH_TYPE": "v3oidcaccesstoken",
+        "OS_ACCESS_TOKEN": "tok-12345",
+        "OS_IDENTITY_PROVIDER": "egi.eu",
+        "OS_PROJECT_ID": "p",
+    }
     sess = make_session(OpenStackConfig(), environ=env)
     assert isinstance(sess.auth, v3.OidcAccessToken)
 
@@ -109,7 +122,12 @@ def test_no_credentials_at_all():
 
 
 def test_insecure_env_refused():
-    env = {"OS_AUTH_URL": "https://k.example/v3", "OS_USERNAME": "u", "OS_PASSWORD": "p", "OS_INSECURE": "true"}
+    env = {
+        "OS_AUTH_URL": "https://k.example/v3",
+        "OS_USERNAME": "u",
+        "OS_PASSWORD": "p",
+        "OS_INSECURE": "true",
+    }
     with pytest.raises(ConfigError, match="OS_INSECURE is refused"):
         resolve_cloud(OpenStackConfig(), environ=env)
 
@@ -123,6 +141,8 @@ def test_unsupported_auth_type(tmp_path):
 
 def test_bad_option_for_auth_type(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("clouds:\n  x:\n    auth: {auth_url: https://k/v3, username: u, password: p, colour: red}\n")
+    p.write_text(
+        "clouds:\n  x:\n    auth: {auth_url: https://k/v3, username: u, password: p, colour: red}\n"
+    )
     with pytest.raises(ConfigError, match="auth options not valid for v3password: colour"):
         make_session(OpenStackConfig(cloud="x", clouds_yaml=p), environ={})
