@@ -178,7 +178,7 @@ def nova(lay: Layout) -> dict[str, Ini]:
         "wsgi": {"api_paste_config": str(ndir / "api-paste.ini")},
     }
     uwsgi = _uwsgi(lay, "nova-api", 8774, "nova.wsgi.osapi_compute:application",
-                   [f"OS_NOVA_CONFIG_DIR={ndir}", "OS_NOVA_CONFIG_FILES=nova.conf;nova-db.conf;nova-api.conf"])  # fmt: skip
+                   [f"OS_NOVA_CONFIG_DIR={ndir}", "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf;nova-db.conf;nova-api.conf"])  # fmt: skip
     return {"nova/nova.conf": common, "nova/nova-db.conf": db, "nova/nova-api.conf": api, "nova/uwsgi.ini": uwsgi}
 
 

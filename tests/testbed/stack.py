@@ -262,7 +262,7 @@ WORKERS = [s.name for s in SERVICES if s.tier == 3]
 def start_openstack(lay: Layout, clock: Clock) -> None:
     running = tracked(lay)
     if start_daemon(lay, "keystone", running):
-        health.wait_for("keystone", lambda: health.service_healthy(SERVICE_BY_NAME["keystone"]), 120)
+        wait_service(lay, "keystone", 120)
         clock.say("keystone started on :5000")
     register_catalog(lay, clock)
     since = health.utc_now().replace(microsecond=0)
@@ -270,8 +270,7 @@ def start_openstack(lay: Layout, clock: Clock) -> None:
     if started:
         clock.say(f"started {', '.join(started)}")
     for name in API_TIER:
-        svc = SERVICE_BY_NAME[name]
-        health.wait_for(name, lambda svc=svc: health.service_healthy(svc), 240)
+        wait_service(lay, name, 240)
     clock.say("APIs answer: glance :9292, placement :8778, neutron :9696, nova :8774, cinder :8776")
     wait_workers(lay, since if any(n in WORKERS for n in started) else None)
     if started:
@@ -279,6 +278,22 @@ def start_openstack(lay: Layout, clock: Clock) -> None:
               "--config-file", str(lay.etc / "nova" / "nova-db.conf")]  # fmt: skip
         _run([*nm, "cell_v2", "discover_hosts"], lay.logs / "discover-hosts.log", 120)
     clock.say("nova-conductor/scheduler/compute and cinder-scheduler/volume report fresh heartbeats")
+
+
+def wait_service(lay: Layout, name: str, timeout: float) -> None:
+    """Wait until ``name`` answers; fail at once (naming its logs) if its process died."""
+    svc = SERVICE_BY_NAME[name]
+
+    def ok() -> bool:
+        if procs.read(name, lay.pidfile(name)) is None:
+            raise StackError(f"{name} exited during start; see {lay.logs}/{name}*.log and {name}.stdout")
+        return health.service_healthy(svc)
+
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            raise StackError(f"{name} did not answer on :{svc.port} after {timeout:.0f}s; see {lay.logs}/{name}*")
+        time.sleep(0.3)
 
 
 def wait_workers(lay: Layout, since: datetime | None, timeout: float = 240) -> None:
@@ -337,7 +352,7 @@ def all_healthy(lay: Layout) -> bool:
 def up(lay: Layout, clock: Clock, seed: bool = True) -> None:
     for d in lay.dirs():
         d.mkdir(parents=True, exist_ok=True)
-    if all_healthy(lay) and install.venv_ready(lay):
+    if all_healthy(lay) and install.venv_ready(lay, probe=False):
         clock.say("all services already running and answering")
         wait_workers(lay, None, timeout=60)
     else:
