@@ -1,15 +1,250 @@
-"""The bdii-update job: keep the resource BDII (slapd) in sync with the latest snapshot (stub)."""
+"""The bdii-update job: keep the resource BDII (slapd, suffix o=glue) in sync with the latest snapshot.
+
+cloud-info writes ``<state_dir>/cloud-info/snapshot.ldif`` atomically after each
+successful collection; this job reads it and applies the difference to slapd
+through :mod:`fedcloud_core.bdii.sync` (per DN, per attribute; zero writes when
+nothing changed). A missing, unreadable or empty snapshot deletes nothing; a
+stale one (older than ``bdii.snapshot_max_age``) is still served, without
+deletes. The health is in the run report (``details.health``) and under o=infosys.
+
+Modes:
+
+- default: update the slapd at ``--ldap-url`` / ``bdii.ldap_url`` (root password
+  from ``bdii.password_file``);
+- ``--with-slapd``: start and supervise an own slapd from the template, then
+  update it on the schedule (the resource-bdii container);
+- ``--provider``: print the snapshot LDIF for a stock BDII's provider directory.
+"""
 
 from __future__ import annotations
 
-from fedcloud_core.errors import PermanentError
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fedcloud_core.bdii import dn as dnlib
+from fedcloud_core.bdii import infosys
+from fedcloud_core.bdii.errors import BdiiError
+from fedcloud_core.bdii.ldap import LdapUrl
+from fedcloud_core.bdii.service import Target, read_password, supervised_slapd
+from fedcloud_core.bdii.slapd import SlapdSettings, glue21_schema_file
+from fedcloud_core.bdii.snapshot import Health, Snapshot, load_snapshot
+from fedcloud_core.bdii.sync import LdapTree, plan_sync, sync
+from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
-from fedcloud_core.report import RunReport
+from fedcloud_core.ldif import Entry, render
+from fedcloud_core.report import RunReport, utcnow
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "o=glue"
+RESOURCE_BASE = "GLUE2GroupID=resource,o=glue"
+JOB_KEY = "bdii-update"
+
+
+def base_entries() -> list[Entry]:
+    """The suffix and the resource group (always present, whatever the snapshot says)."""
+    return [
+        Entry(SUFFIX).add("objectClass", "organization").add("o", "glue"),
+        Entry(RESOURCE_BASE).add("objectClass", "GLUE2Group").add("GLUE2GroupID", "resource"),
+    ]
+
+
+def grid_entries() -> list[Entry]:
+    """``mds-vo-name=resource,o=grid``: the classic resource BDII base, answered for old clients."""
+    return [
+        Entry("o=grid").add("objectClass", "organization").add("o", "grid"),
+        Entry("mds-vo-name=resource,o=grid")
+        .add("objectClass", "MdsVo")
+        .add("mds-vo-name", "resource"),
+    ]
+
+
+def wanted_entries(snapshot: Snapshot) -> list[Entry]:
+    """Base entries plus the snapshot's (its own copies of the base entries are ignored)."""
+    out = base_entries()
+    if not snapshot.usable:
+        return out
+    have = {dnlib.normalize(e.dn) for e in out}
+    for e in snapshot.entries:
+        try:
+            key = dnlib.normalize(e.dn)
+        except dnlib.DnError:
+            key = e.dn
+        if key not in have:
+            out.append(e)
+    return out
+
+
+def provider_ldif(snapshot: Snapshot) -> str:
+    """The entries below the resource group, for a stock BDII (which adds o=glue and the group)."""
+    keep = []
+    for e in snapshot.entries:
+        try:
+            if dnlib.is_under(e.dn, RESOURCE_BASE) and dnlib.normalize(e.dn) != dnlib.normalize(
+                RESOURCE_BASE
+            ):
+                keep.append(e)
+        except dnlib.DnError:
+            continue
+    return render(keep)
+
+
+def slapd_settings(cfg: AppConfig) -> SlapdSettings:
+    b = cfg.bdii
+    glue21 = glue21_schema_file()
+    return SlapdSettings(
+        role="resource BDII",
+        host=b.host,
+        port=b.port,
+        data_dir=b.resolved_data_dir(cfg.paths.state_dir),
+        maxsize_mb=b.maxsize_mb,
+        loglevel=b.log_level,
+        extra_schemas=(glue21,) if glue21 else (),
+    )
+
+
+def _target(ctx: JobContext, report: RunReport) -> Target:
+    cfg = ctx.config
+    if ctx.option("with_slapd"):
+        slapd, started = supervised_slapd(slapd_settings(cfg))
+        if started:
+            report.count("slapd_starts")
+        assert slapd.password is not None
+        return Target(url=slapd.url, password=slapd.password)
+    url = ctx.option("ldap_url") or cfg.bdii.ldap_url or f"ldap://{cfg.bdii.host}:{cfg.bdii.port}"
+    try:
+        LdapUrl.parse(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="bdii.ldap_url") from None
+    pw_file = (
+        cfg.bdii.password_file or cfg.bdii.resolved_data_dir(cfg.paths.state_dir) / "run" / "rootpw"
+    )
+    return Target(url=url, password=read_password(pw_file))
+
+
+def _trees(ctx: JobContext, report: RunReport) -> dict[str, LdapTree]:
+    injected = ctx.deps.get("trees")
+    if injected is not None:
+        return dict(injected)
+    target = _target(ctx, report)
+    timeout = ctx.config.bdii.timeout
+    trees: dict[str, LdapTree] = {SUFFIX: target.tree(SUFFIX, timeout=timeout)}
+    if ctx.option("with_slapd"):
+        trees["o=grid"] = target.tree("o=grid", timeout=timeout)
+        if ctx.config.bdii.infosys:
+            trees[infosys.BASE] = target.tree(infosys.BASE, timeout=timeout)
+    return trees
+
+
+def check_options(ctx: JobContext) -> None:
+    if ctx.option("with_slapd") and ctx.option("ldap_url"):
+        raise BdiiError("--with-slapd and --ldap-url exclude each other")
 
 
 def run(ctx: JobContext) -> RunReport:
-    raise PermanentError("not implemented yet")
+    cfg = ctx.config
+    check_options(ctx)
+    report = RunReport(job=JOB_KEY, dry_run=ctx.dry_run)
+    path = Path(ctx.option("snapshot") or cfg.bdii.snapshot_path(cfg.paths.state_dir))
+    snap = load_snapshot(path, max_age=cfg.bdii.snapshot_max_age, base=RESOURCE_BASE)
+    report.details.update(health=snap.health.value, snapshot=str(path))
+    if snap.age is not None:
+        report.details["snapshot_age"] = round(snap.age)
+    if snap.problem:
+        # a missing/empty/stale snapshot is a health state; an unreadable one is an error
+        (report.error if snap.health is Health.INVALID else report.warn)(snap.problem)
+
+    if ctx.option("provider"):
+        out = ctx.deps.get("stdout") or sys.stdout
+        if snap.usable:
+            out.write(provider_ldif(snap))
+            report.count("entries", len(snap.entries))
+        else:
+            report.error(f"nothing to provide: snapshot {snap.health.value}")
+        return report
+
+    wanted = wanted_entries(snap)
+    allow_delete = snap.authoritative
+    trees = _trees(ctx, report)
+    try:
+        glue = trees[SUFFIX]
+        if ctx.dry_run:
+            plan = plan_sync(glue.read(SUFFIX), wanted, base=SUFFIX, allow_delete=allow_delete)
+            report.counts.update(
+                would_add=len(plan.adds),
+                would_modify=len(plan.modifies),
+                would_delete=len(plan.deletes),
+                unchanged=plan.unchanged,
+                deletes_suppressed=plan.suppressed_deletes,
+            )
+            for f in plan.rejected:
+                report.error(str(f))
+            return report
+        res = sync(glue, SUFFIX, wanted, allow_delete=allow_delete)
+        report.counts.update(res.counts())
+        for f in res.failures:
+            report.error(str(f))
+        if res.suppressed_deletes:
+            report.warn(
+                f"{res.suppressed_deletes} entries kept although not in the snapshot "
+                f"(snapshot {snap.health.value})"
+            )
+        if "o=grid" in trees:
+            g = sync(trees["o=grid"], "o=grid", grid_entries())
+            for f in g.failures:
+                report.error(str(f))
+        if infosys.BASE in trees:
+            _publish_stats(trees[infosys.BASE], snap, res.writes, res.entries, res.failed, report)
+    finally:
+        for t in trees.values():
+            close = getattr(t, "close", None)
+            if close and "trees" not in ctx.deps:
+                close()
+    return report
 
 
-JOB = JobSpec(name="bdii-update", help="sync the resource BDII (slapd) with the latest snapshot",
-              run=run, interval=lambda c: c.scheduler.cloud_info)
+def _publish_stats(
+    tree: LdapTree, snap: Snapshot, writes: int, entries: int, failed: int, report: RunReport
+) -> None:
+    last = infosys.previous_value(tree, "bdii-update", "last-change")
+    if writes or last is None:
+        last = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+    figures = {
+        "entries": entries,
+        "failed": failed,
+        "health": snap.health.value,
+        "last-change": last,
+    }
+    res = infosys.publish(tree, "bdii-update", figures)
+    for f in res.failures:
+        report.error(f"o=infosys: {f}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--with-slapd",
+        action="store_true",
+        help="start and supervise an own slapd from the template, then keep it updated",
+    )
+    p.add_argument("--ldap-url", metavar="URL", help="slapd to update (default: bdii.ldap_url)")
+    p.add_argument(
+        "--provider",
+        action="store_true",
+        help="print the snapshot LDIF (for a stock BDII's /var/lib/bdii/gip/provider/)",
+    )
+    p.add_argument(
+        "--snapshot", metavar="FILE", help="snapshot to publish (default: bdii.snapshot)"
+    )
+
+
+JOB = JobSpec(
+    name="bdii-update",
+    help="sync the resource BDII (slapd) with the latest snapshot",
+    run=run,
+    add_arguments=add_arguments,
+    interval=lambda c: c.scheduler.cloud_info,
+    description=__doc__.split("\n\n")[0] if __doc__ else None,
+)

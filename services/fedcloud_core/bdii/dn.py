@@ -1,0 +1,150 @@
+"""Distinguished names (RFC 4514) as the BDII code needs them: split, compare, re-home.
+
+GLUE 2 IDs are URLs and free text, so RDN values may hold ``=``, ``:``, ``/`` and,
+rarely, escaped ``,`` or ``+``. Splitting honours backslash escapes. Two DNs name
+the same entry when their normalised forms are equal: attribute types compared
+case-insensitively, values unescaped, and values of the few case-insensitive
+naming attributes (``o``, ``ou``, ``cn``, ``dc``, ``mds-vo-name``) lower-cased. The
+GLUE2*ID attributes use ``caseExactMatch`` in the real schema, so their case matters.
+"""
+
+from __future__ import annotations
+
+import re
+
+# naming attributes whose equality rule ignores case (core/cosine schema, Glue-MDS)
+CASE_IGNORE_TYPES = frozenset({"o", "ou", "cn", "dc", "c", "l", "mds-vo-name", "uid"})
+
+_HEX = re.compile(r"\\([0-9A-Fa-f]{2})")
+_SPECIAL = set(',+"\\<>;')
+
+
+class DnError(ValueError):
+    pass
+
+
+def split_dn(dn: str) -> list[str]:
+    """The RDNs of ``dn`` (left = leaf), each still escaped, surrounding blanks removed."""
+    parts: list[str] = []
+    cur: list[str] = []
+    escaped = False
+    for ch in dn:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            cur.append(ch)
+            escaped = True
+        elif ch in ",;":
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if escaped:
+        raise DnError(f"DN ends with a lone backslash: {dn!r}")
+    last = "".join(cur).strip()
+    if last or parts:
+        parts.append(last)
+    if any(not p for p in parts):
+        raise DnError(f"empty RDN in DN {dn!r}")
+    return parts
+
+
+def unescape(value: str) -> str:
+    """RFC 4514 value unescaping (``\\,`` and ``\\2C`` both give ``,``)."""
+    if "\\" not in value:
+        return value
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            m = _HEX.match(value, i)
+            if m:
+                raw.append(int(m.group(1), 16))
+                i += 3
+                continue
+            raw.extend(value[i + 1].encode("utf-8"))
+            i += 2
+            continue
+        raw.extend(ch.encode("utf-8"))
+        i += 1
+    return raw.decode("utf-8", errors="replace")
+
+
+def escape(value: str) -> str:
+    """RFC 4514 value escaping for building an RDN from an ID."""
+    out = []
+    for i, ch in enumerate(value):
+        if ch in _SPECIAL or (ch == "#" and i == 0) or (ch == " " and i in (0, len(value) - 1)):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def split_rdn(rdn: str) -> list[tuple[str, str]]:
+    """``type=value`` pairs of one RDN (several for multi-valued ``a=1+b=2``), values unescaped."""
+    avas: list[str] = []
+    cur: list[str] = []
+    escaped = False
+    for ch in rdn:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            cur.append(ch)
+            escaped = True
+        elif ch == "+":
+            avas.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    avas.append("".join(cur))
+    out = []
+    for ava in avas:
+        name, sep, value = ava.partition("=")
+        if not sep or not name.strip():
+            raise DnError(f"RDN {rdn!r} is not 'type=value'")
+        out.append((name.strip(), unescape(value.strip())))
+    return out
+
+
+def _norm_rdn(rdn: str) -> str:
+    pairs = []
+    for name, value in split_rdn(rdn):
+        t = name.lower()
+        v = value.lower() if t in CASE_IGNORE_TYPES else value
+        pairs.append(f"{t}={escape(v)}")
+    return "+".join(sorted(pairs))
+
+
+def normalize(dn: str) -> str:
+    """The comparison key of ``dn``."""
+    return ",".join(_norm_rdn(r) for r in split_dn(dn))
+
+
+def depth(dn: str) -> int:
+    return len(split_dn(dn))
+
+
+def parent(dn: str) -> str:
+    """The parent DN ('' for a one-RDN DN), kept in the original spelling."""
+    rdns = split_dn(dn)
+    return ",".join(rdns[1:])
+
+
+def is_under(dn: str, base: str) -> bool:
+    """True if ``dn`` is ``base`` or below it (normalised comparison)."""
+    n, b = normalize(dn), normalize(base)
+    return n == b or n.endswith("," + b)
+
+
+def rehome(dn: str, old_base: str, new_base: str) -> str | None:
+    """Replace the ``old_base`` suffix of ``dn`` by ``new_base``; None if ``dn`` is not below it."""
+    rdns = split_dn(dn)
+    k = len(split_dn(old_base))
+    if len(rdns) < k or normalize(",".join(rdns[len(rdns) - k :])) != normalize(old_base):
+        return None
+    head = rdns[: len(rdns) - k]
+    return ",".join([*head, new_base]) if head else new_base
