@@ -1,18 +1,88 @@
-"""Job wiring of the accounting service (stub until it lands)."""
+"""Job wiring of the accounting service: ``fedcloud-appliance accounting extract``."""
 
 from __future__ import annotations
 
-from fedcloud_core.errors import PermanentError
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
 from fedcloud_core.jobs import JobContext, JobSpec
+from fedcloud_core.openstack import OpenStackClients
 from fedcloud_core.report import RunReport
 
+from .checkpoint import CheckpointStore
+from .extract.openstack import OpenStackUsageSource
+from .messenger.queue import DirqWriter
+from .run import Extractor, Window, checkpoint_path, default_outgoing
 
-def _not_yet(ctx: JobContext) -> RunReport:
-    raise PermanentError("not implemented yet")
+
+def utc_time(text: str) -> datetime:
+    """``--extract-from/--extract-to``: ISO 8601; no offset means UTC."""
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)"
+        ) from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the queues under DIR instead of the outgoing dir; checkpoints are not "
+        "moved (so the real queue misses nothing)",
+    )
+    p.add_argument(
+        "--extract-from",
+        type=utc_time,
+        metavar="TIME",
+        help="window start for every project (ISO 8601, UTC), instead of the checkpoints",
+    )
+    p.add_argument(
+        "--extract-to",
+        type=utc_time,
+        metavar="TIME",
+        help="window end (ISO 8601, UTC); default: now",
+    )
+
+
+def run(ctx: JobContext) -> RunReport:
+    cfg = ctx.config
+    output_dir = ctx.option("output_dir")
+    source = ctx.deps.get("source") or OpenStackUsageSource(
+        OpenStackClients.from_config(cfg.openstack)
+    )
+    writer = ctx.deps.get("writer") or DirqWriter(output_dir or default_outgoing(cfg))
+    extractor = Extractor(
+        cfg,
+        source,
+        writer,
+        ctx.deps.get("checkpoints") or CheckpointStore(checkpoint_path(cfg)),
+        dry_run=ctx.dry_run,
+        advance_checkpoints=output_dir is None,
+        out=ctx.deps.get("out"),
+        now=ctx.deps.get("now") or _now,
+    )
+    return extractor.run(Window(ctx.option("extract_from"), ctx.option("extract_to")))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 JOBS = [
-    JobSpec(name="accounting extract", help="extract usage into APEL records in the outgoing queue",
-            run=_not_yet, interval=lambda c: c.scheduler.accounting),
+    JobSpec(
+        name="accounting extract",
+        help="extract usage into APEL records in the outgoing queue",
+        description="For each project mapped to a VO: read servers, flavors, images, instance actions, "
+        "floating IPs and volumes; write APEL cloud (and StAR storage) records into the outgoing dirq; "
+        "move the project's checkpoint once its messages are queued.",
+        run=run,
+        add_arguments=add_arguments,
+        interval=lambda c: c.scheduler.accounting,
+    ),
 ]
 TOOLS: list = []

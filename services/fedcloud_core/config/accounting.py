@@ -4,20 +4,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Section
 
+# S/MIME signing adds a few KiB (headers, signature, certificate chain) and base64
+# grows the result by 4/3: a body of at most 740 000 bytes stays under the 1 MB AMS limit.
+MAX_BODY_BYTES = 740_000
+
+
+class QueueNames(Section):
+    cloud: str = Field("cloud", description="queue (directory under outgoing_dir) of cloud records")
+    storage: str = Field("storage", description="queue of StAR storage records")
+    ip: str = Field("ip", description="queue of public-IP records")
+    accelerator: str = Field("accelerator", description="queue of accelerator records")
+
+    @field_validator("*")
+    @classmethod
+    def _simple(cls, v: str) -> str:
+        if not v or "/" in v or v in (".", ".."):
+            raise ValueError(f"a queue name is one directory name, not {v!r}")
+        return v
+
 
 class AccountingConfig(Section):
-    outgoing_dir: Path | None = Field(None, description="outgoing queue root; default: <spool_dir>/outgoing")
+    outgoing_dir: Path | None = Field(
+        None, description="outgoing queue root; default: <spool_dir>/outgoing"
+    )
+    queues: QueueNames = Field(
+        default_factory=QueueNames, description="queue name (directory) per record type"
+    )
     first_run_window_days: int = Field(
         30, ge=1, description="how far back the first run (no checkpoint) extracts"
     )
     records_per_message: int = Field(500, ge=1, le=5000, description="max records in one message")
     max_message_bytes: int = Field(
-        700_000, ge=10_000, description="max message body size before signing (signed+base64 stays < 1 MB)"
+        700_000,
+        ge=10_000,
+        le=MAX_BODY_BYTES,
+        description="max message body size before signing (signed+base64 stays < 1 MB)",
     )
     storage_records: bool = Field(True, description="also extract StAR storage records for volumes")
     ip_records: bool = Field(False, description="public-IP records (not accepted by released APEL)")
-    accelerator_records: bool = Field(False, description="accelerator records (not accepted by released APEL)")
+    accelerator_records: bool = Field(
+        False, description="accelerator records (not accepted by released APEL)"
+    )
+    discover_vo_property: str | None = Field(
+        None,
+        description="also account every Keystone project carrying this property (its value is the VO), "
+        "e.g. 'egi.VO'; empty: only the projects listed in 'vos'",
+        examples=["egi.VO"],
+    )
+    shutoff_is_suspended: bool = Field(
+        True,
+        description="count time a server spent stopped (SHUTOFF), like suspended/shelved/paused time, "
+        "as SuspendDuration instead of WallDuration",
+    )

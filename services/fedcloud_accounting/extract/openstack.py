@@ -1,0 +1,295 @@
+"""The usage source backed by the real OpenStack APIs, all on one keystoneauth1 session.
+
+Nova and Keystone through their client libraries, Glance through glanceclient, Neutron
+and Cinder as plain REST calls on the same session (the catalog gives their URLs).
+Every call has the session's timeout; connection failures and 5xx answers are
+retried a bounded number of times with backoff by keystoneauth, then turned into a
+:class:`~fedcloud_accounting.errors.UsageSourceError` that names the call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from keystoneauth1 import adapter
+from keystoneauth1 import exceptions as ks_exc
+
+from fedcloud_core.openstack import OpenStackClients
+
+from ..errors import UsageSourceError
+from .facts import Action, Flavor, FloatingIP, Image, Project, Server, Volume, parse_time
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRIES = 2  # bounded retries (keystoneauth backs off between them)
+PAGE = 1000
+MAX_PAGES = 10_000  # bound on pagination loops
+# Attributes of a Keystone project that are not properties
+_PROJECT_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "domain_id",
+    "enabled",
+    "parent_id",
+    "is_domain",
+    "links",
+    "tags",
+    "options",
+}
+
+
+def _as_source_error(what: str, exc: BaseException) -> UsageSourceError | None:
+    """The API failure ``exc`` as a :class:`UsageSourceError`, or ``None`` for a programming error."""
+    if isinstance(exc, UsageSourceError):
+        return exc
+    mod = type(exc).__module__
+    if isinstance(exc, ks_exc.ClientException | OSError) or mod.startswith(
+        ("novaclient", "glanceclient", "keystoneclient", "keystoneauth1", "requests")
+    ):
+        return UsageSourceError(f"{what}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Exception as exc:
+        err = _as_source_error(what, exc)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+
+
+def _forbidden(exc: BaseException) -> bool:
+    code = getattr(exc, "http_status", None) or getattr(exc, "code", None)
+    return code in (401, 403) or isinstance(exc, ks_exc.Forbidden)
+
+
+def _flavor_from(info: dict[str, Any], *, embedded: bool) -> Flavor:
+    return Flavor(
+        id=None if embedded else str(info.get("id")),
+        name=str(info.get("original_name") if embedded else info.get("name") or ""),
+        vcpus=int(info.get("vcpus") or 0),
+        ram_mb=int(info.get("ram") or 0),
+        disk_gb=int(info.get("disk") or 0),
+        ephemeral_gb=int(info.get("OS-FLV-EXT-DATA:ephemeral", info.get("ephemeral")) or 0),
+        extra_specs={str(k): str(v) for k, v in (info.get("extra_specs") or {}).items()},
+    )
+
+
+def server_from_api(info: dict[str, Any]) -> Server:
+    """Nova's server JSON (microversion >= 2.47) -> :class:`Server`."""
+    flavor_info = info.get("flavor") or {}
+    embedded = "vcpus" in flavor_info
+    image = info.get("image")
+    created = parse_time(info.get("created"))
+    if created is None:
+        raise ValueError(f"server {info.get('id')} has no creation time")
+    return Server(
+        id=str(info["id"]),
+        name=str(info.get("name") or ""),
+        project_id=str(info.get("tenant_id") or info.get("project_id") or ""),
+        user_id=info.get("user_id"),
+        status=str(info.get("status") or "UNKNOWN").upper(),
+        created=created,
+        terminated=parse_time(info.get("OS-SRV-USG:terminated_at")),
+        updated=parse_time(info.get("updated")),
+        image_id=str(image["id"]) if isinstance(image, dict) and image.get("id") else None,
+        flavor=_flavor_from(flavor_info, embedded=True) if embedded else None,
+        flavor_ref=str(flavor_info.get("id") or flavor_info.get("original_name") or "") or None,
+    )
+
+
+class OpenStackUsageSource:
+    """Reads usage facts from Nova, Keystone, Glance, Neutron and Cinder. No I/O until called."""
+
+    def __init__(self, clients: OpenStackClients):
+        self.clients = clients
+
+    # ------------------------------------------------------------------ REST helpers
+
+    def _adapter(self, *service_types: str) -> adapter.Adapter:
+        last: Exception | None = None
+        for st in service_types:
+            ad = adapter.Adapter(
+                self.clients.session,
+                service_type=st,
+                interface=self.clients.interface,
+                region_name=self.clients.region_name,
+                connect_retries=RETRIES,
+                status_code_retries=RETRIES,
+                retriable_status_codes=[502, 503, 504],
+            )
+            try:
+                if ad.get_endpoint():
+                    return ad
+            except ks_exc.EndpointNotFound as exc:
+                last = exc
+        raise UsageSourceError(f"no {' or '.join(service_types)} endpoint in the catalog: {last}")
+
+    def _paged(
+        self, ad: adapter.Adapter, path: str, key: str, params: dict[str, Any]
+    ) -> Iterator[dict]:
+        url: str | None = path
+        query: dict[str, Any] | None = {**params, "limit": PAGE}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            resp = ad.get(url, params=query, raise_exc=True)
+            body = resp.json()
+            yield from body.get(key) or []
+            nxt = [
+                link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"
+            ]
+            url, query = (nxt[0], None) if nxt else (None, None)
+        raise UsageSourceError(f"{path}: more than {MAX_PAGES} pages; giving up")
+
+    # ------------------------------------------------------------------ UsageSource
+
+    def projects(self) -> Sequence[Project]:
+        def fetch() -> list[Project]:
+            out = []
+            for p in self.clients.keystone.projects.list():
+                info = p.to_dict() if hasattr(p, "to_dict") else dict(p._info)
+                props = {
+                    k: str(v) for k, v in info.items() if k not in _PROJECT_FIELDS and v is not None
+                }
+                out.append(
+                    Project(id=str(info["id"]), name=str(info.get("name") or ""), properties=props)
+                )
+            return out
+
+        return _call("keystone projects.list", fetch)
+
+    def user_names(self) -> dict[str, str]:
+        try:
+            users = list(self.clients.keystone.users.list())
+        except Exception as exc:
+            if _forbidden(exc):
+                log.info("Keystone users are not readable (%s): GlobalUserName is left out", exc)
+                return {}
+            err = _as_source_error("keystone users.list", exc)
+            if err is None:
+                raise
+            raise err from exc
+        return {str(u.id): str(getattr(u, "name", "")) for u in users}
+
+    def flavors(self) -> Sequence[Flavor]:
+        def fetch() -> list[Flavor]:
+            return [
+                _flavor_from(f.to_dict(), embedded=False)
+                for f in self.clients.nova.flavors.list(is_public=None)
+            ]
+
+        return _call("nova flavors.list", fetch)
+
+    def images(self) -> Sequence[Image]:
+        def fetch() -> list[Image]:
+            out = []
+            for img in self.clients.glance.images.list():
+                mpuri = img.get("vmcatcher_event_ad_mpuri")
+                out.append(
+                    Image(
+                        id=str(img["id"]),
+                        name=str(img.get("name") or ""),
+                        mpuri=str(mpuri) if mpuri else None,
+                    )
+                )
+            return out
+
+        return _call("glance images.list", fetch)
+
+    def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
+        nova = self.clients.nova
+        base = {"all_tenants": True, "project_id": project_id}
+        since = deleted_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        alive = _call(
+            f"nova servers.list (project {project_id})", lambda: nova.servers.list(search_opts=base)
+        )
+        deleted = _call(
+            f"nova servers.list deleted since {since} (project {project_id})",
+            lambda: nova.servers.list(
+                search_opts={**base, "deleted": True, "changes-since": since}
+            ),
+        )
+        seen: dict[str, Server] = {}
+        for s in [*alive, *deleted]:
+            info = s.to_dict()
+            if str(info.get("tenant_id", project_id)) != project_id:
+                continue  # defensive: never account another project's server here
+            seen[str(info["id"])] = server_from_api(info)
+        return [seen[k] for k in sorted(seen)]
+
+    def actions(self, server_id: str) -> Sequence[Action]:
+        def fetch() -> list[Action]:
+            out = []
+            for a in self.clients.nova.instance_action.list(server_id):
+                t = parse_time(getattr(a, "start_time", None))
+                if t is not None:
+                    out.append(Action(name=str(a.action), time=t))
+            return out
+
+        return _call(f"nova instance actions of {server_id}", fetch)
+
+    def floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
+        def fetch() -> list[FloatingIP]:
+            ad = self._adapter("network")
+            ports = {
+                p["id"]: p.get("device_id")
+                for p in self._paged(
+                    ad,
+                    "/v2.0/ports",
+                    "ports",
+                    {"project_id": project_id, "fields": ["id", "device_id"]},
+                )
+            }
+            out = []
+            for f in self._paged(
+                ad, "/v2.0/floatingips", "floatingips", {"project_id": project_id}
+            ):
+                if str(f.get("project_id") or f.get("tenant_id")) != project_id:
+                    continue
+                port = f.get("port_id")
+                out.append(
+                    FloatingIP(
+                        id=str(f["id"]),
+                        address=str(f.get("floating_ip_address") or ""),
+                        project_id=project_id,
+                        port_id=port,
+                        device_id=ports.get(port) if port else None,
+                    )
+                )
+            return sorted(out, key=lambda x: x.id)
+
+        return _call(f"neutron floating IPs (project {project_id})", fetch)
+
+    def volumes(self, project_id: str) -> Sequence[Volume]:
+        def fetch() -> list[Volume]:
+            ad = self._adapter("block-storage", "volumev3")
+            out = []
+            for v in self._paged(
+                ad, "/volumes/detail", "volumes", {"all_tenants": 1, "project_id": project_id}
+            ):
+                owner = str(v.get("os-vol-tenant-attr:tenant_id") or project_id)
+                created = parse_time(v.get("created_at"))
+                if owner != project_id or created is None:
+                    continue
+                out.append(
+                    Volume(
+                        id=str(v["id"]),
+                        name=str(v.get("name") or ""),
+                        project_id=owner,
+                        user_id=v.get("user_id"),
+                        size_gb=int(v.get("size") or 0),
+                        created=created,
+                        status=str(v.get("status") or ""),
+                    )
+                )
+            return sorted(out, key=lambda x: x.id)
+
+        return _call(f"cinder volumes (project {project_id})", fetch)

@@ -1,0 +1,78 @@
+"""A server's state history from its instance actions -> running and suspended seconds.
+
+Actions that stop a server from running: ``stop`` (SHUTOFF; optional, see
+``shutoff_is_suspended``), ``suspend``, ``pause``, ``shelve`` and ``shelveOffload``;
+actions that bring it back: ``start``, ``resume``, ``unpause``, ``unshelve``. Every
+other action (reboot, resize, rebuild, ...) leaves the server running. Values are
+cumulative from the server's creation up to the end of the window (or its
+termination when earlier); only actions up to that horizon count, so re-running
+a window gives the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from .facts import Action, epoch
+
+OFF = {
+    "stop": "stopped",
+    "suspend": "suspended",
+    "pause": "paused",
+    "shelve": "shelved",
+    "shelveOffload": "shelved",
+}
+ON = {"start", "resume", "unpause", "unshelve"}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Usage of one server from creation to ``horizon``."""
+
+    horizon: datetime  # min(window end, termination)
+    wall: int  # seconds running
+    suspended: int  # seconds stopped/suspended/paused/shelved (counted ones)
+    state: str  # running | stopped | suspended | paused | shelved, at the horizon
+    ended: bool  # terminated at or before the window end
+
+
+def usage(
+    created: datetime,
+    terminated: datetime | None,
+    actions: Iterable[Action],
+    until: datetime,
+    *,
+    shutoff_is_suspended: bool = True,
+) -> Usage | None:
+    """Running/suspended seconds of a server; ``None`` when it did not exist before ``until``."""
+    ended = terminated is not None and terminated <= until
+    horizon = terminated if ended and terminated is not None else until
+    if horizon < created:
+        return None
+    state = "running"
+    since = created  # start of the current state
+    wall = suspended = 0
+    for act in sorted(actions, key=lambda a: (a.time, a.name)):
+        if act.time < created or act.time > horizon:
+            continue
+        new = OFF.get(act.name) or ("running" if act.name in ON else state)
+        if new == state or (state == "shelved" and new != "running"):
+            continue  # e.g. shelveOffload after shelve, or start of a running server
+        seconds = epoch(act.time) - epoch(since)  # whole epochs: the parts add up exactly
+        if _counts_as_running(state, shutoff_is_suspended):
+            wall += seconds
+        else:
+            suspended += seconds
+        state, since = new, act.time
+    seconds = epoch(horizon) - epoch(since)
+    if _counts_as_running(state, shutoff_is_suspended):
+        wall += seconds
+    else:
+        suspended += seconds
+    return Usage(horizon=horizon, wall=wall, suspended=suspended, state=state, ended=ended)
+
+
+def _counts_as_running(state: str, shutoff_is_suspended: bool) -> bool:
+    return state == "running" or (state == "stopped" and not shutoff_is_suspended)

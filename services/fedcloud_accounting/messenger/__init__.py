@@ -1,0 +1,1 @@
+"""Messenger: render records into messages, split them, and hand them to the outgoing dirq."""

@@ -1,0 +1,367 @@
+"""One accounting run: for each project, extract -> record -> validate -> queue -> checkpoint.
+
+A project's checkpoint moves to the window end only after all its messages are in
+the queue. Whatever goes wrong with one project (API error, queue write error) or
+one server (unknown flavor, record APEL would refuse) is reported in the RunReport
+and the rest goes on; the run then ends PARTIAL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from fedcloud_core import __version__
+from fedcloud_core.config import AppConfig
+from fedcloud_core.files import atomic_write
+from fedcloud_core.report import RunReport, utcnow
+
+from . import projects as project_map
+from .checkpoint import CheckpointStore, iso
+from .errors import UsageSourceError
+from .extract.source import UsageSource
+from .extract.timeline import usage
+from .messenger.queue import QueueWriter
+from .messenger.render import (
+    ACCELERATOR,
+    CLOUD,
+    IP,
+    STORAGE,
+    MessageFormat,
+    cloud_chunk,
+    json_chunk,
+)
+from .messenger.split import Message, RecordTooLarge, split
+from .record import build
+from .record.validate import (
+    check_cloud_message,
+    check_cloud_record,
+    check_json_message,
+    check_json_record,
+    check_storage_message,
+)
+
+log = logging.getLogger(__name__)
+JOB = "accounting-extract"
+_MESSAGE_CHECKS: dict[str, Callable[[str], list[str]]] = {
+    "cloud": check_cloud_message,
+    "storage": check_storage_message,
+    "ip": check_json_message,
+    "accelerator": check_json_message,
+}
+
+
+@dataclass
+class Window:
+    extract_from: datetime | None = None  # overrides every project's checkpoint
+    extract_to: datetime | None = None  # default: now
+
+
+@dataclass
+class _Batch:
+    """What one project produced: rendered record chunks per message kind, rejects."""
+
+    chunks: dict[str, list[str]] = field(
+        default_factory=lambda: {k: [] for k in ("cloud", "storage", "ip", "accelerator")}
+    )
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cloud_type() -> str:
+    return f"fedcloud-appliance/{__version__} (OpenStack)"
+
+
+class Extractor:
+    """Wired with its dependencies; :meth:`run` does the I/O."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        source: UsageSource,
+        writer: QueueWriter | None,
+        checkpoints: CheckpointStore,
+        *,
+        dry_run: bool = False,
+        advance_checkpoints: bool = True,
+        out: TextIO | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self.config = config
+        self.acct = config.accounting
+        self.source = source
+        self.writer = writer
+        self.checkpoints = checkpoints
+        self.dry_run = dry_run
+        self.advance_checkpoints = advance_checkpoints and not dry_run
+        self.out = out
+        self.now = now
+        self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
+        self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, window: Window | None = None) -> RunReport:
+        window = window or Window()
+        report = RunReport(job=JOB, dry_run=self.dry_run)
+        end = window.extract_to or self.now()
+        report.details["window_end"] = iso(end)
+        targets = project_map.resolve(self.config, self.source, report)
+        report.count("projects", len(targets))
+        if not targets:
+            report.warn("no project is mapped to a VO: nothing to account")
+            return report
+        checkpoints = self.checkpoints.load()
+        lookups = self._lookups(report)
+        failed: list[str] = []
+        transient = True
+        advanced: list[str] = []
+        for target in targets:
+            start = (
+                window.extract_from
+                or checkpoints.get(target.id)
+                or (end - timedelta(days=self.acct.first_run_window_days))
+            )
+            if start > end:
+                report.error(
+                    f"project {target.id}: window start {iso(start)} is after its end {iso(end)}"
+                )
+                failed.append(target.id)
+                transient = False
+                continue
+            if target.id in checkpoints and end < checkpoints[target.id]:
+                report.warn(
+                    f"project {target.id}: window end {iso(end)} is before its checkpoint "
+                    f"{iso(checkpoints[target.id])}; skipped so that no older snapshot is "
+                    "sent after a newer one"
+                )
+                continue
+            try:
+                batch = self._extract(target, start, end, lookups, report)
+                messages = self._messages(target, batch, report)
+                self._deliver(target, messages, report)
+            except UsageSourceError as exc:
+                report.error(
+                    f"project {target.id} ({target.vo}): OpenStack failed: {exc}; "
+                    "checkpoint kept, the next run retries"
+                )
+                failed.append(target.id)
+                continue
+            except (OSError, RecordTooLarge, _MessageRejected) as exc:
+                report.error(f"project {target.id} ({target.vo}): {exc}; checkpoint kept")
+                failed.append(target.id)
+                transient = False
+                continue
+            if batch.rejected:
+                self._set_aside(target, end, batch.rejected, report)
+            if self.advance_checkpoints and self.checkpoints.advance(target.id, end):
+                advanced.append(target.id)
+            report.details.setdefault("windows", {})[target.id] = [iso(start), iso(end)]
+        report.count("projects_failed", len(failed))
+        report.details["checkpoints_advanced"] = advanced
+        if failed and len(failed) == len(targets):
+            report.fatal = f"every project failed ({len(failed)})"
+            report.details["transient"] = transient
+        return report
+
+    def _lookups(self, report: RunReport) -> build.Lookups:
+        """Flavors, images and user names, read once; each is optional for the run."""
+        flavors, images, users = [], {}, {}
+        try:
+            flavors = list(self.source.flavors())
+        except UsageSourceError as exc:
+            report.warn(
+                f"flavors not readable ({exc}); only the flavors embedded in servers are used"
+            )
+        try:
+            images = {i.id: i for i in self.source.images()}
+        except UsageSourceError as exc:
+            report.warn(
+                f"images not readable ({exc}); ImageId is the image id, not the marketplace URI"
+            )
+        try:
+            users = self.source.user_names()
+        except UsageSourceError as exc:
+            report.warn(f"users not readable ({exc}); GlobalUserName is left out")
+        return build.Lookups(flavors=flavors, images=images, users=users)
+
+    # ------------------------------------------------------------------ extract + record
+
+    def _extract(
+        self,
+        target: project_map.Target,
+        start: datetime,
+        end: datetime,
+        lookups: build.Lookups,
+        report: RunReport,
+    ) -> _Batch:
+        batch = _Batch()
+        servers = self.source.servers(target.id, start)
+        ips = self.source.floating_ips(target.id)
+        ip_count = build.public_ips_by_server(ips)
+        for server in sorted(servers, key=lambda s: s.id):
+            if server.created > end or (
+                server.terminated is not None and server.terminated < start
+            ):
+                continue  # not alive in the window
+            report.count("servers")
+            where = f"project {target.id} server {server.id}"
+            flavor = lookups.flavor(server)
+            if flavor is None:
+                self._reject(
+                    batch,
+                    report,
+                    where,
+                    [f"flavor {server.flavor_ref!r} is unknown and not embedded in the server"],
+                    {"VMUUID": server.id},
+                )
+                continue
+            use = usage(
+                server.created,
+                server.terminated,
+                self.source.actions(server.id),
+                end,
+                shutoff_is_suspended=self.acct.shutoff_is_suspended,
+            )
+            if use is None:
+                continue
+            try:
+                rec = build.cloud_record(
+                    server, use, flavor, target.vo, self.site, lookups, ip_count.get(server.id, 0)
+                )
+                wire = rec.to_wire()
+            except (ValueError, ValidationError) as exc:
+                self._reject(batch, report, where, [str(exc)], {"VMUUID": server.id})
+                continue
+            if server.name and wire.get("MachineName") != server.name:
+                report.count("values_sanitised")
+                report.warn(f"{where}: name {server.name!r} sent as {wire.get('MachineName')!r}")
+            problems = check_cloud_record(wire)
+            if problems:
+                self._reject(batch, report, where, problems, wire)
+                continue
+            batch.chunks["cloud"].append(cloud_chunk(wire))
+            if self.acct.accelerator_records:
+                acc = build.accelerator_record(rec, flavor, end)
+                if acc is not None:
+                    self._add_json(batch, report, "accelerator", acc.to_wire(), where)
+        if self.acct.storage_records:
+            for vol in self.source.volumes(target.id):
+                if vol.created > end:
+                    continue
+                srec = build.storage_record(vol, target.vo, self.site, lookups.users, end)
+                batch.chunks["storage"].append(srec.to_xml())
+        if self.acct.ip_records:
+            for iprec in build.ip_records(target.id, target.vo, ips, self.site, end):
+                self._add_json(batch, report, "ip", iprec.to_wire(), f"project {target.id} IPs")
+        for kind, chunks in batch.chunks.items():
+            report.count(f"records_{kind}", len(chunks))
+        return batch
+
+    def _add_json(
+        self, batch: _Batch, report: RunReport, kind: str, wire: dict[str, Any], where: str
+    ) -> None:
+        from .record.extra import ACC_TYPE, IP_TYPE
+
+        problems = check_json_record(IP_TYPE if kind == "ip" else ACC_TYPE, wire)
+        if problems:
+            self._reject(batch, report, where, problems, wire)
+        else:
+            batch.chunks[kind].append(json_chunk(wire))
+
+    def _reject(
+        self,
+        batch: _Batch,
+        report: RunReport,
+        where: str,
+        problems: list[str],
+        record: dict[str, Any],
+    ) -> None:
+        report.count("records_rejected")
+        report.error(f"{where}: record set aside: {'; '.join(problems)}")
+        batch.rejected.append({"where": where, "problems": problems, "record": record})
+
+    def _set_aside(
+        self,
+        target: project_map.Target,
+        end: datetime,
+        rejected: list[dict[str, Any]],
+        report: RunReport,
+    ) -> None:
+        if self.dry_run:
+            return
+        path = self.rejected_dir / f"{iso(end)}-{target.id}.json"
+        try:
+            atomic_write(path, json.dumps(rejected, indent=2, sort_keys=True, default=str) + "\n")
+            report.details.setdefault("rejected_files", []).append(str(path))
+        except OSError as exc:
+            report.warn(f"could not keep the rejected records in {path}: {exc}")
+
+    # ------------------------------------------------------------------ messenger
+
+    def _messages(
+        self, target: project_map.Target, batch: _Batch, report: RunReport
+    ) -> list[Message]:
+        formats: dict[str, MessageFormat] = {
+            "cloud": CLOUD,
+            "storage": STORAGE,
+            "ip": IP,
+            "accelerator": ACCELERATOR,
+        }
+        out: list[Message] = []
+        for kind, chunks in batch.chunks.items():
+            if not chunks:
+                continue
+            msgs = split(
+                formats[kind],
+                chunks,
+                max_records=self.acct.records_per_message,
+                max_bytes=self.acct.max_message_bytes,
+            )
+            for m in msgs:
+                problems = _MESSAGE_CHECKS[kind](m.body.decode("ascii", errors="replace"))
+                if problems:
+                    raise _MessageRejected(
+                        f"a {kind} message fails APEL's rules: {'; '.join(problems[:5])}"
+                    )
+            out += msgs
+        return out
+
+    def _deliver(
+        self, target: project_map.Target, messages: list[Message], report: RunReport
+    ) -> None:
+        names = self.acct.queues
+        for i, m in enumerate(messages, 1):
+            queue = getattr(names, m.kind)
+            if self.dry_run:
+                out = self.out or sys.stdout
+                out.write(
+                    f"### {queue} message {i}/{len(messages)} of project {target.id} "
+                    f"({m.records} records, {len(m.body)} bytes)\n"
+                )
+                out.write(m.body.decode("ascii"))
+            else:
+                if self.writer is None:
+                    raise OSError("no queue writer configured")
+                self.writer.add(queue, m.body)
+            report.count("messages")
+            report.count(f"messages_{m.kind}")
+
+
+class _MessageRejected(Exception):
+    pass
+
+
+def default_outgoing(config: AppConfig) -> Path:
+    return config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
+
+
+def checkpoint_path(config: AppConfig) -> Path:
+    return config.paths.state_dir / "accounting" / "checkpoints.json"
