@@ -32,7 +32,7 @@ from fedcloud_core.report import RunReport
 from fedcloud_core.scheduler import build_scheduler, run_forever
 from fedcloud_core.tools import ToolSpec
 
-from . import registry, status
+from . import oneshot, registry, status, web
 
 log = logging.getLogger("fedcloud_appliance")
 
@@ -151,11 +151,72 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         p.set_defaults(handler=cmd_tool, tool=tool)
 
-    p = add("status", help="each job's last run, result, figures and age")
+    p = add(
+        "status",
+        help="each job's last run, result, figures and age; BDIIs, queues, cache",
+        description="The appliance on one screen: each job's last run, result, figures and age, "
+        "BDII freshness, outgoing queue depth and image cache use. Read-only.",
+    )
     p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--bdii",
+        action="append",
+        metavar="NAME=URL",
+        default=[],
+        help="probe this BDII instead of the configured ones (repeatable; NAME 'site' "
+        "queries the site's GLUE2DomainID base, others o=glue)",
+    )
+    p.add_argument("--no-bdii", action="store_true", help="do not query the BDIIs")
+    p.add_argument(
+        "--jobs",
+        nargs="+",
+        metavar="JOB",
+        choices=[j.key for j in registry.jobs()],
+        help="only these jobs (default: all)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when an enabled job failed or is overdue, or a BDII does not answer "
+        "(container healthcheck)",
+    )
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the read-only status page (HTML, /status.json) instead; host "
+        "defaults to 127.0.0.1",
+    )
     _common(p)
     p.set_defaults(handler=cmd_status)
+    p = add(
+        "run-container",
+        help="run one cycle of a job in a new container (for cron)",
+        description="Run one cycle of JOB (" + ", ".join(sorted(oneshot.JOBS)) + ") in a "
+        "throw-away container of the appliance image, with the bundle's named volumes and the "
+        "config and certificates mounted read-only; exits with the job's exit code. Defaults "
+        "come from FEDCLOUD_IMAGE, FEDCLOUD_CONFIG_DIR, FEDCLOUD_GRID_SECURITY, "
+        "FEDCLOUD_VOLUME_PREFIX and FEDCLOUD_NETWORK.",
+    )
+    p.add_argument("job", help="job key or alias (accounting, ssm, images, cloud-info)")
+    p.add_argument("--image", help="appliance image (default: fedcloud-appliance:latest)")
+    p.add_argument("--config-dir", help="host directory with appliance.yaml (mounted read-only)")
+    p.add_argument(
+        "--grid-security", help="host certificate directory (default: /etc/grid-security)"
+    )
+    p.add_argument(
+        "--volume-prefix",
+        help="named volumes are PREFIX-state, -spool, -images (default: fedcloud)",
+    )
+    p.add_argument(
+        "--network", help="'host' or a Docker network name (default: the engine's bridge)"
+    )
+    p.add_argument("--timeout", type=float, help="stop the container after SECONDS (default: 6 h)")
+    p.add_argument(
+        "job_args", nargs=argparse.REMAINDER, help="after '--': extra job options (e.g. --dry-run)"
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_run_container)
     p = add("scheduler", help="run every job on its configured interval (the long-running service)")
     p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument(
@@ -263,9 +324,40 @@ def cmd_tool(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    data = status.collect(cfg)
+    try:
+        bdiis = [status.parse_bdii_option(v, cfg) for v in args.bdii] or None
+        listen = web.parse_listen(args.serve) if args.serve else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    probe = None if args.no_bdii else status.ldap_probe
+
+    def collect() -> dict[str, Any]:
+        return status.collect(cfg, bdiis=bdiis, probe=probe, jobs=args.jobs)
+
+    if listen:
+        web.serve(listen, collect)
+        return ExitCode.OK
+    data = collect()
     print(status.to_json(data) if args.json else status.render_text(data))
+    if args.check:
+        found = status.problems(data)
+        for p in found:
+            print(f"problem: {p}", file=sys.stderr)
+        return ExitCode.FAILED if found else ExitCode.OK
     return ExitCode.OK
+
+
+def cmd_run_container(args: argparse.Namespace) -> int:
+    extra = [a for a in args.job_args if a != "--"]
+    settings = oneshot.OneshotSettings.from_env(
+        image=args.image,
+        config_dir=args.config_dir or oneshot.default_config_dir(),
+        grid_security=args.grid_security,
+        volume_prefix=args.volume_prefix,
+        network=args.network,
+        timeout=args.timeout,
+    )
+    return oneshot.run_oneshot(args.job, settings, extra_args=extra)
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
