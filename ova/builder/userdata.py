@@ -1,0 +1,59 @@
+"""cloud-init user data that configures the appliance: config file, host certificate, SSH keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .settings import Settings
+
+TEMPLATE = "cloud-init/user-data.yaml.j2"
+CONFIG_PATH = "/etc/fedcloud-appliance/appliance.yaml"
+HOSTCERT_PATH = "/etc/grid-security/hostcert.pem"
+HOSTKEY_PATH = "/etc/grid-security/hostkey.pem"
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    path: str
+    content: str
+    permissions: str = "0644"
+
+
+def appliance_files(
+    config_yaml: str, hostcert: str | None = None, hostkey: str | None = None
+) -> list[WriteFile]:
+    """The write_files entries: the config (0640) and, when given, the host certificate and key (0600)."""
+    files = [WriteFile(CONFIG_PATH, config_yaml, "0640")]
+    if (hostcert is None) != (hostkey is None):
+        raise ValueError("give both the host certificate and its key, or neither")
+    if hostcert is not None and hostkey is not None:
+        if "BEGIN CERTIFICATE" not in hostcert:
+            raise ValueError("the host certificate is not PEM (no 'BEGIN CERTIFICATE')")
+        if "PRIVATE KEY" not in hostkey:
+            raise ValueError("the host key is not a PEM private key")
+        files += [
+            WriteFile(HOSTCERT_PATH, hostcert, "0644"),
+            WriteFile(HOSTKEY_PATH, hostkey, "0600"),
+        ]
+    return files
+
+
+def render_user_data(
+    *, hostname: str, ssh_keys: list[str], files: list[WriteFile], templates_dir: Path | None = None
+) -> str:
+    if not ssh_keys:
+        raise ValueError("at least one SSH public key is needed: the appliance has no passwords")
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir or Settings().templates_dir)),
+        undefined=StrictUndefined,
+        autoescape=False,  # noqa: S701 - YAML, every value goes through tojson
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(TEMPLATE).render(
+        hostname=hostname, ssh_keys=[k.strip() for k in ssh_keys], files=[asdict(f) for f in files]
+    )
