@@ -1,18 +1,102 @@
-"""Job wiring of the SSM sender (stub until it lands)."""
+"""Job wiring of the SSM sender: ``fedcloud-appliance ssm send``."""
 
 from __future__ import annotations
 
-from fedcloud_core.errors import PermanentError
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
 
+from .ams_transport import AmsTransport
+from .credentials import check_credentials
+from .encoding import Encoder
+from .outbox import Outbox
+from .sender import Sender, Transport
+from .stomp_transport import StompTransport
 
-def _not_yet(ctx: JobContext) -> RunReport:
-    raise PermanentError("not implemented yet")
+log = logging.getLogger(__name__)
+
+
+def outgoing_dir(config: AppConfig) -> Path:
+    """Where the accounting extractor puts its queues (shared setting)."""
+    return config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
+
+
+def build_transport(config: AppConfig) -> Transport:
+    c = config.ssm
+    if c.protocol == "AMS":
+        token = c.ams_token.get_secret_value() if c.ams_token else None
+        return AmsTransport(
+            c.host,
+            port=c.port,
+            auth_port=c.ams_auth_port,
+            project=c.ams_project,
+            topics=c.ams_topics,
+            cert=c.certificate,
+            key=c.key,
+            capath=c.capath,
+            token=token,
+            timeout=c.timeout,
+            connect_timeout=c.connect_timeout,
+            retries=c.retries,
+            backoff=c.backoff,
+        )
+    return StompTransport(
+        c.host,
+        c.port,
+        c.destination,
+        use_ssl=c.use_ssl,
+        cert=c.certificate,
+        key=c.key,
+        capath=c.capath,
+        timeout=c.timeout,
+        connect_timeout=c.connect_timeout,
+        retries=c.retries,
+        backoff=c.backoff,
+        vhost=c.stomp_vhost,
+    )
+
+
+def run_send(ctx: JobContext) -> RunReport:
+    c = ctx.config.ssm
+    report = RunReport(job="ssm-send", dry_run=ctx.dry_run)
+    creds = check_credentials(
+        c.certificate, c.key, min_validity=timedelta(hours=c.min_cert_validity_hours)
+    )
+    log.info(
+        "signing as %s (certificate valid until %s)", creds.subject_dn, creds.not_after.isoformat()
+    )
+    if c.server_cert is not None and not c.server_cert.is_file():
+        raise ConfigError(
+            f"server certificate {c.server_cert} does not exist", key="ssm.server_cert"
+        )
+    root = outgoing_dir(ctx.config)
+    outboxes = [Outbox(root / q, q) for q in c.queues]
+    encoder = Encoder(
+        c.certificate, c.key, server_cert=c.server_cert, ascii_only=c.ascii_only, timeout=c.timeout
+    )
+    transport: Transport | None = ctx.deps.get("ssm_transport")
+    if transport is None and not ctx.dry_run:
+        transport = build_transport(ctx.config)
+    report.details["protocol"] = c.protocol
+    report.details["signer"] = creds.subject_dn
+    Sender(outboxes, encoder, transport).run(report, dry_run=ctx.dry_run)
+    return report
 
 
 JOBS = [
-    JobSpec(name="ssm send", help="sign and send the outgoing accounting messages", run=_not_yet,
-            interval=lambda c: c.scheduler.ssm),
+    JobSpec(
+        name="ssm send",
+        help="sign and send the outgoing accounting messages (STOMP or AMS)",
+        run=run_send,
+        interval=lambda c: c.scheduler.ssm,
+        description="Read the outgoing dirq queues (ssm.queues under <spool_dir>/outgoing), sign each "
+        "message with the host certificate and send it to the APEL broker (STOMP) or AMS; a message "
+        "is removed only after the broker acknowledged it.",
+    ),
 ]
 TOOLS: list = []

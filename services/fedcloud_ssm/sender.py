@@ -1,0 +1,167 @@
+"""The send loop: for each queued message lock -> read -> sign -> send -> receipt -> remove.
+
+A message that cannot be read or encoded is set aside (``<queue>.rejected/``) and the
+run goes on. A transport failure stops the run with the current message unlocked and
+still queued (at-least-once: the next run resends it). Stale locks and temporary files
+are purged at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from fedcloud_core.report import RunReport
+
+from .encoding import Encoder
+from .errors import BadMessage, MessageTooLarge
+from .outbox import Outbox
+from .split import split_in_two
+
+log = logging.getLogger(__name__)
+
+MAX_SPLIT_DEPTH = 6  # 64 parts at most
+
+
+class Transport(Protocol):
+    kind: str
+
+    def describe(self, queue: str) -> str: ...
+    def open(self) -> None: ...
+    def send(self, queue: str, msgid: str, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class Sender:
+    """Sends every message of the outboxes through one transport."""
+
+    def __init__(self, outboxes: Sequence[Outbox], encoder: Encoder, transport: Transport | None):
+        self.outboxes = list(outboxes)
+        self.encoder = encoder
+        self.transport = transport
+
+    def run(self, report: RunReport, *, dry_run: bool = False) -> None:
+        for ob in self.outboxes:
+            ob.open()
+            stale = ob.purge()
+            if stale:
+                report.warn(f"queue {ob.name}: released {stale} stale lock/temporary file(s)")
+        pending = {ob.name: ob.count() for ob in self.outboxes}
+        report.details["pending"] = pending
+        if not any(pending.values()):
+            log.info("nothing to send (queues: %s)", ", ".join(pending) or "none")
+            report.count("sent", 0)
+            return
+        if dry_run or self.transport is None:
+            for ob in self.outboxes:
+                self._queue(ob, report, dry_run=True)
+            return
+        self.transport.open()
+        try:
+            for ob in self.outboxes:
+                self._queue(ob, report, dry_run=False)
+        finally:
+            self.transport.close()
+            for ob in self.outboxes:
+                try:
+                    ob.purge()
+                except OSError as exc:
+                    report.warn(f"queue {ob.name}: purge failed: {exc}")
+
+    def _queue(self, ob: Outbox, report: RunReport, *, dry_run: bool) -> None:
+        names = ob.names()
+        if not names:
+            return
+        dest = self.transport.describe(ob.name) if self.transport else "(no transport)"
+        log.info(
+            "queue %s: %d message(s) for %s%s",
+            ob.name,
+            len(names),
+            dest,
+            " (dry run)" if dry_run else "",
+        )
+        sent = aside = locked = 0
+        nbytes = 0
+        try:
+            for name in names:
+                outcome, size = self._one(ob, name, report, dry_run=dry_run)
+                if outcome == "sent":
+                    sent += 1
+                    nbytes += size
+                elif outcome == "aside":
+                    aside += 1
+                else:
+                    locked += 1
+        finally:
+            key = "would_send" if dry_run else "sent"
+            report.count(key, sent)
+            report.count(f"{key}_bytes", nbytes)
+            report.count("set_aside", aside)
+            if locked:
+                report.count("locked_by_other", locked)
+            report.details.setdefault("queues", {})[ob.name] = {
+                "destination": dest,
+                key: sent,
+                "set_aside": aside,
+                "locked_by_other": locked,
+            }
+            log.info(
+                "queue %s: %s %d message(s) (%d bytes) to %s; %d set aside; %d locked elsewhere",
+                ob.name,
+                "would send" if dry_run else "sent",
+                sent,
+                nbytes,
+                dest,
+                aside,
+                locked,
+            )
+
+    def _one(self, ob: Outbox, name: str, report: RunReport, *, dry_run: bool) -> tuple[str, int]:
+        if not ob.lock(name):
+            log.info("queue %s: %s is locked by another process or gone; skipped", ob.name, name)
+            return "locked", 0
+        done = False
+        try:
+            try:
+                body = ob.read(name)
+            except OSError as exc:
+                reason = f"cannot read the message: {exc}"
+                ob.set_aside(name, reason)
+                report.error(f"queue {ob.name}: message {name} set aside: {reason}")
+                done = True
+                return "aside", 0
+            try:
+                parts = self._deliver(ob.name, name, body, dry_run=dry_run)
+            except BadMessage as exc:
+                ob.set_aside(name, str(exc))
+                report.error(f"queue {ob.name}: message {name} set aside: {exc}")
+                done = True
+                return "aside", 0
+            if parts > 1:
+                report.count("split_parts", parts)
+            if not dry_run:
+                ob.remove(name)
+                done = True
+            return "sent", len(body)
+        finally:
+            if not done:
+                ob.unlock(name)
+
+    def _deliver(
+        self, queue: str, msgid: str, body: bytes, *, dry_run: bool, depth: int = 0
+    ) -> int:
+        """Sign and send ``body``; on 'too large' split it and send the halves. Returns the part count."""
+        text = self.encoder.encode(body)
+        if dry_run or self.transport is None:
+            return 1
+        try:
+            self.transport.send(queue, msgid, text)
+            return 1
+        except MessageTooLarge as exc:
+            if depth >= MAX_SPLIT_DEPTH:
+                raise BadMessage(f"{exc}; still too large after splitting {depth} times") from None
+            log.warning("%s; splitting it in two", exc)
+            first, second = split_in_two(body)
+            n = self._deliver(queue, f"{msgid}.1", first, dry_run=False, depth=depth + 1)
+            return n + self._deliver(queue, f"{msgid}.2", second, dry_run=False, depth=depth + 1)
