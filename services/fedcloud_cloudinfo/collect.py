@@ -1,0 +1,411 @@
+"""Collect: one pass over OpenStack (through a :class:`CloudSource`) into a :class:`Site`.
+
+Flat API cost: versions, projects, flavors and images are listed once; per-project
+calls (quotas, server states) and per-item calls (access list of a *private* flavor,
+members of a *shared* image that would be published) run in a bounded thread pool.
+Nothing is ever fetched per VO per property. A failure of one of those per-item
+calls is recorded in the report and the rest goes on; a failure of a list call or
+the overall timeout fails the collection (and no snapshot is written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import FedcloudError, PermanentError, TransientError
+from fedcloud_core.report import RunReport, utcnow
+
+from .model import Accelerator, Endpoint, Flavor, Image, Share, Site
+from .source import CloudSource, RawFlavor, RawImage, RawProject
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RUNNING, SUSPENDED, HALTED = "ACTIVE", "SUSPENDED", "SHUTOFF"
+MARKETPLACE_KEYS = ("vmcatcher_event_ad_mpuri", "marketplace")
+DESCRIPTION_KEYS = ("vmcatcher_event_dc_description", "vmcatcher_event_dc_title")
+APPLIANCE_OTHER = {
+    "ad:base_mpuri": "base_mpuri",
+    "eu.egi.cloud.image_ref": "image_ref",
+    "eu.egi.cloud.tag": "tag",
+}
+
+
+class CollectTimeout(TransientError):
+    """The collection did not finish within cloud_info.timeout."""
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    publish_all_images: bool = False
+    timeout: float = 300.0
+    workers: int = 4
+    provider_version: str = "0"
+
+
+def options_from(
+    cfg: AppConfig,
+    *,
+    publish_all_images: bool | None = None,
+    provider_version: str = "0",
+) -> CollectOptions:
+    ci = cfg.cloud_info
+    return CollectOptions(
+        publish_all_images=ci.publish_all_images
+        if publish_all_images is None
+        else publish_all_images,
+        timeout=ci.timeout,
+        workers=ci.workers,
+        provider_version=provider_version,
+    )
+
+
+def collect(
+    source: CloudSource,
+    cfg: AppConfig,
+    report: RunReport,
+    opts: CollectOptions,
+    *,
+    now: datetime | None = None,
+) -> Site:
+    """Collect the site under the overall timeout. Raises FedcloudError on a failed collection."""
+    deadline = time.monotonic() + opts.timeout
+    pool = ThreadPoolExecutor(max_workers=opts.workers + 1, thread_name_prefix="cloud-info")
+    try:
+        main = pool.submit(_collect, source, cfg, report, opts, pool, deadline, now or utcnow())
+        try:
+            return main.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise CollectTimeout(
+                f"collection did not finish within {opts.timeout:g}s (cloud_info.timeout); "
+                "the previous snapshot stays in place"
+            ) from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _collect(
+    source: CloudSource,
+    cfg: AppConfig,
+    report: RunReport,
+    opts: CollectOptions,
+    pool: ThreadPoolExecutor,
+    deadline: float,
+    now: datetime,
+) -> Site:
+    ci = cfg.cloud_info
+    versions = source.versions()
+    shares = _resolve_projects(source, cfg, report)
+    raw_flavors = source.flavors()
+    raw_images = source.images()
+    report.count("flavors_seen", len(raw_flavors))
+    report.count("images_seen", len(raw_images))
+
+    candidates = [i for i in raw_images if opts.publish_all_images or _marketplace(i.properties)]
+    report.count("images_skipped_no_marketplace", len(raw_images) - len(candidates))
+
+    # one batch of parallel per-item calls
+    tasks: dict[tuple[str, str], Callable[[], Any]] = {}
+    for s in shares:
+        tasks[("quotas", s.project_id)] = partial(source.quotas, s.project_id)
+        tasks[("servers", s.project_id)] = partial(source.server_states, s.project_id)
+    project_ids = {s.project_id for s in shares}
+    for f in raw_flavors:
+        if not f.is_public:
+            tasks[("flavor_access", f.id)] = partial(source.flavor_projects, f.id)
+    for i in candidates:
+        if i.visibility == "shared":
+            tasks[("members", i.id)] = partial(source.image_members, i.id)
+    results = _run_all(pool, tasks, deadline, report)
+
+    flavors: list[Flavor] = []
+    flavor_access: dict[str, set[str]] = {}
+    for rf in sorted(raw_flavors, key=lambda f: f.id):
+        if rf.is_public:
+            allowed = set(project_ids)
+        elif ("flavor_access", rf.id) in results:
+            allowed = set(results[("flavor_access", rf.id)]) & project_ids
+        else:
+            continue  # access list failed (reported): do not guess
+        if not allowed:
+            continue
+        flavor_access[rf.id] = allowed
+        flavors.append(_flavor(rf, report))
+
+    images: list[Image] = []
+    image_access: dict[str, set[str]] = {}
+    for ri in sorted(candidates, key=lambda i: i.id):
+        allowed = _image_projects(ri, project_ids, results)
+        if not allowed:
+            continue
+        image_access[ri.id] = allowed
+        images.append(_image(ri, report))
+
+    final_shares: list[Share] = []
+    for s in shares:
+        quotas = results.get(("quotas", s.project_id))
+        states = results.get(("servers", s.project_id))
+        upd: dict[str, Any] = {
+            "flavor_ids": tuple(f.id for f in flavors if s.project_id in flavor_access[f.id]),
+            "image_ids": tuple(i.id for i in images if s.project_id in image_access[i.id]),
+        }
+        if quotas is not None:
+            upd.update(
+                max_instances=quotas.get("instances"),
+                max_cores=quotas.get("cores"),
+                max_ram=quotas.get("ram"),
+            )
+        if states is not None:
+            upd.update(
+                total=sum(states.values()),
+                running=states.get(RUNNING, 0),
+                suspended=states.get(SUSPENDED, 0),
+                halted=states.get(HALTED, 0),
+            )
+        final_shares.append(replace(s, **upd))
+
+    report.count("flavors", len(flavors))
+    report.count("images", len(images))
+    report.count("shares", len(final_shares))
+    endpoint = Endpoint(
+        url=versions.keystone_url,
+        authentication=ci.authentication,
+        nova_version=versions.nova_version,
+        nova_microversion=versions.nova_microversion,
+        glance_version=versions.glance_version,
+        keystone_version=versions.keystone_version,
+        issuer_ca=ci.issuer_ca,
+        trusted_cas=tuple(ci.trusted_cas),
+    )
+    return Site(
+        name=cfg.site.name,
+        endpoint=endpoint,
+        creation_time=now,
+        validity=ci.validity,
+        production_level=cfg.site.production_level,
+        platform=ci.platform,
+        gocdb_id=ci.gocdb_id,
+        provider_version=opts.provider_version,
+        flavors=tuple(flavors),
+        images=tuple(images),
+        shares=tuple(sorted(final_shares, key=lambda s: (s.vo, s.project_id))),
+        vos=tuple(sorted(cfg.vos)),
+    )
+
+
+def _resolve_projects(source: CloudSource, cfg: AppConfig, report: RunReport) -> list[Share]:
+    """Config ``vos`` (project ids or names) -> one share per (VO, Keystone project)."""
+    try:
+        projects = source.projects()
+    except PermanentError as exc:
+        report.warn(
+            f"cannot list Keystone projects ({exc}); using the configured values as project ids"
+        )
+        projects = [RawProject(p, p) for vo in cfg.vos.values() for p in vo.projects]
+    by_id = {p.id: p for p in projects}
+    by_name: dict[str, list[RawProject]] = {}
+    for p in projects:
+        by_name.setdefault(p.name, []).append(p)
+    shares: dict[str, Share] = {}
+    for vo, vo_cfg in sorted(cfg.vos.items()):
+        for ref in vo_cfg.projects:
+            project = by_id.get(ref)
+            if project is None:
+                named = by_name.get(ref, [])
+                if len(named) > 1:
+                    report.error(
+                        f"vos.{vo}: project name {ref!r} is ambiguous "
+                        f"({len(named)} projects in different domains); give its id"
+                    )
+                    continue
+                project = named[0] if named else None
+            if project is None:
+                report.error(f"vos.{vo}: project {ref!r} not found in Keystone (by id or name)")
+                continue
+            if project.id in shares:
+                report.error(
+                    f"vos.{vo}: project {ref!r} is already mapped to VO {shares[project.id].vo}"
+                )
+                continue
+            shares[project.id] = Share(
+                vo=vo,
+                project_id=project.id,
+                project_name=project.name,
+                domain_name=project.domain_name,
+            )
+    return list(shares.values())
+
+
+def _run_all(
+    pool: ThreadPoolExecutor,
+    tasks: dict[tuple[str, str], Callable[[], Any]],
+    deadline: float,
+    report: RunReport,
+) -> dict[tuple[str, str], Any]:
+    futures: dict[Future[Any], tuple[str, str]] = {
+        pool.submit(fn): key for key, fn in tasks.items()
+    }
+    results: dict[tuple[str, str], Any] = {}
+    pending = set(futures)
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for f in pending:
+                f.cancel()
+            raise CollectTimeout(f"{len(pending)} OpenStack calls still pending at the timeout")
+        done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+        for fut in done:
+            key = futures[fut]
+            try:
+                results[key] = fut.result()
+            except FedcloudError as exc:
+                report.error(f"{key[0]} of {key[1]}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
+                report.error(f"{key[0]} of {key[1]}: unexpected {type(exc).__name__}: {exc}")
+    return results
+
+
+# ----------------------------------------------------------------------------- items
+
+
+def _marketplace(props: dict[str, Any]) -> str | None:
+    for k in MARKETPLACE_KEYS:
+        v = props.get(k)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    return None
+
+
+def _image_projects(
+    ri: RawImage, projects: set[str], results: dict[tuple[str, str], Any]
+) -> set[str]:
+    if ri.visibility in ("public", "community"):
+        return set(projects)
+    allowed = {ri.owner} & projects if ri.owner else set()
+    if ri.visibility == "shared":
+        members = results.get(("members", ri.id))
+        if members is not None:
+            allowed |= set(members) & projects
+    return allowed
+
+
+def _int(value: Any, what: str, report: RunReport) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        report.warn(f"{what}: not an integer: {value!r} (left out)")
+        return None
+
+
+def _flavor(rf: RawFlavor, report: RunReport) -> Flavor:
+    specs = {k.strip(): v.strip() for k, v in rf.extra_specs.items()}
+    lower = {k.lower(): v for k, v in specs.items()}
+    accelerator = None
+    acc_type = lower.get("accelerator:type")
+    if acc_type:
+        number = _int(
+            lower.get("accelerator:number", "1"), f"flavor {rf.id} Accelerator:Number", report
+        )
+        memory = lower.get("accelerator:memory")
+        accelerator = Accelerator(
+            type=acc_type,
+            number=number if number is not None else 1,
+            vendor=lower.get("accelerator:vendor") or None,
+            model=lower.get("accelerator:model") or None,
+            memory=_int(memory, f"flavor {rf.id} Accelerator:Memory", report) if memory else None,
+        )
+    benchmarks = tuple(
+        sorted(
+            (k.split(":", 1)[1].strip().lower(), v)
+            for k, v in specs.items()
+            if k.lower().startswith("benchmark:") and k.split(":", 1)[1].strip() and v
+        )
+    )
+    return Flavor(
+        id=rf.id,
+        name=rf.name,
+        vcpus=rf.vcpus,
+        ram=rf.ram,
+        disk=rf.disk,
+        ephemeral=rf.ephemeral,
+        is_public=rf.is_public,
+        accelerator=accelerator,
+        infiniband=lower.get("infiniband", "").lower() == "true",
+        benchmarks=benchmarks,
+    )
+
+
+def _appliance_attributes(ri: RawImage, report: RunReport) -> dict[str, Any]:
+    raw = ri.properties.get("APPLIANCE_ATTRIBUTES")
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        data = json.loads(str(raw))
+    except ValueError as exc:
+        report.warn(f"image {ri.id}: APPLIANCE_ATTRIBUTES is not JSON ({exc}); ignored")
+        return {}
+    if not isinstance(data, dict):
+        report.warn(f"image {ri.id}: APPLIANCE_ATTRIBUTES is not a JSON object; ignored")
+        return {}
+    return data
+
+
+def _str(v: Any) -> str | None:
+    if v is None:
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def _image(ri: RawImage, report: RunReport) -> Image:
+    props = ri.properties
+    attrs = _appliance_attributes(ri, report)
+    other = {}
+    for key, name in APPLIANCE_OTHER.items():
+        value = _str(attrs.get(key)) or _str(props.get(key))
+        if value:
+            other[name] = value
+    description = None
+    for k in DESCRIPTION_KEYS:
+        description = _str(props.get(k))
+        if description:
+            break
+    version = (
+        _str(attrs.get("hv:version"))
+        or _str(props.get("vmcatcher_event_hv_version"))
+        or _str(props.get("version"))
+        or other.get("tag")
+    )
+    os_name = _str(props.get("os_distro"))
+    size = ri.size if isinstance(ri.size, int) and ri.size > 0 else None
+    return Image(
+        id=ri.id,
+        name=ri.name or ri.id,
+        visibility=ri.visibility,
+        owner=ri.owner,
+        version=version,
+        marketplace_url=_marketplace(props),
+        description=description,
+        os_family=(_str(props.get("os_type")) or "linux").lower(),
+        os_name=os_name.lower() if os_name else None,
+        os_version=_str(props.get("os_version")),
+        platform=_str(props.get("architecture")),
+        min_ram=ri.min_ram,
+        disk_size=math.ceil(size / 2**30) if size else None,
+        other_info=tuple(sorted(other.items())),
+    )

@@ -1,0 +1,293 @@
+"""GLUE 2.0 LDIF: the shape of ``shared/spec/resource-glue20-cloud.ldif``.
+
+GLUE 2.0 classes only (the Debian ``GLUE20.schema`` has no cloud classes), every
+superclass written out, RDN value == ID attribute, integers only (placeholders when
+unknown), single-valued attributes once, UTC ``Z`` timestamps, lower-case enums,
+multi-valued attributes sorted: the same model always renders to the same bytes.
+"""
+
+from __future__ import annotations
+
+from fedcloud_core import ldif
+from fedcloud_core.ldif import Entry
+
+from ..model import Flavor, Image, Share, Site
+from .common import GROUP_DN, UNKNOWN_STR, entity, glue_int, glue_time, rdn, top_entries
+
+CAPABILITIES = ("executionmanagement.dynamicvmdeploy", "security.accounting")
+ARGO_STATUS = "https://argo.egi.eu/egi/report-status/Critical/SITES/{site}"
+DOWNTIMES = "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={site}"
+
+
+def image_vos(site: Site) -> dict[str, list[str]]:
+    """Image id -> sorted VOs that see it, only for images not visible to every share."""
+    seen: dict[str, set[str]] = {}
+    for share in site.shares:
+        for iid in share.image_ids:
+            seen.setdefault(iid, set()).add(share.project_id)
+    everyone = {s.project_id for s in site.shares}
+    by_project = {s.project_id: s.vo for s in site.shares}
+    return {iid: sorted({by_project[p] for p in ps}) for iid, ps in seen.items() if ps != everyone}
+
+
+def service_entries(site: Site) -> list[Entry]:
+    ep = site.endpoint
+    ts = glue_time(site.creation_time)
+    service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
+    s = entity(
+        service_dn,
+        ["GLUE2Entity", "GLUE2Service", "GLUE2ComputingService"],
+        "GLUE2ServiceID",
+        site.service_id,
+    )
+    s.add("GLUE2EntityName", f"Cloud Compute service at {site.name}")
+    s.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    s.add(
+        "GLUE2EntityOtherInfo",
+        f"InfoProviderName={site.provider_name}",
+        f"InfoProviderVersion={site.provider_version}",
+    )
+    if site.gocdb_id:
+        s.add("GLUE2EntityOtherInfo", f"gocdb_id={site.gocdb_id}")
+    s.add("GLUE2ServiceType", "org.openstack.nova")
+    s.add("GLUE2ServiceQualityLevel", site.production_level)
+    s.add("GLUE2ServiceAdminDomainForeignKey", site.name)
+    s.add("GLUE2ServiceCapability", *CAPABILITIES)
+    s.add("GLUE2ServiceStatusInfo", ARGO_STATUS.format(site=site.name))
+    s.add(
+        "GLUE2ServiceComplexity",
+        f"endpointType=1,share={len(site.shares)},resource={len(site.flavors)}",
+    )
+    s.add("GLUE2ComputingServiceTotalJobs", sum(x.total for x in site.shares))
+    s.add("GLUE2ComputingServiceRunningJobs", sum(x.running for x in site.shares))
+    s.add("GLUE2ComputingServiceWaitingJobs", 0)
+    s.add("GLUE2ComputingServiceSuspendedJobs", sum(x.suspended for x in site.shares))
+
+    endpoint_dn = rdn("GLUE2EndpointID", site.endpoint_id, service_dn)
+    e = entity(
+        endpoint_dn,
+        ["GLUE2Entity", "GLUE2Endpoint", "GLUE2ComputingEndpoint"],
+        "GLUE2EndpointID",
+        site.endpoint_id,
+    )
+    e.add("GLUE2EntityName", f"OpenStack endpoint at {site.name}")
+    e.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    other = []
+    if ep.keystone_version:
+        other.append(f"KeystoneVersion={ep.keystone_version}")
+    if ep.glance_version:
+        other.append(f"GlanceVersion={ep.glance_version}")
+    e.add("GLUE2EntityOtherInfo", *other)
+    e.add("GLUE2EndpointURL", ep.url)
+    e.add("GLUE2EndpointCapability", *CAPABILITIES)
+    e.add("GLUE2EndpointTechnology", "webservice")
+    e.add("GLUE2EndpointInterfaceName", "org.openstack.nova")
+    e.add("GLUE2EndpointInterfaceVersion", ep.nova_version)
+    e.add("GLUE2EndpointSemantics", "https://docs.openstack.org/api-ref/compute/")
+    e.add("GLUE2EndpointImplementor", "OpenStack Foundation")
+    e.add("GLUE2EndpointImplementationName", "OpenStack Nova")
+    e.add("GLUE2EndpointImplementationVersion", ep.nova_microversion or UNKNOWN_STR)
+    e.add("GLUE2EndpointQualityLevel", site.production_level)
+    e.add("GLUE2EndpointHealthState", "ok")
+    e.add("GLUE2EndpointHealthStateInfo", "Endpoint functioning properly")
+    e.add("GLUE2EndpointServingState", site.production_level)
+    e.add("GLUE2EndpointIssuerCA", ep.issuer_ca)
+    e.add("GLUE2EndpointTrustedCA", *sorted(ep.trusted_cas))
+    e.add("GLUE2EndpointDowntimeInfo", DOWNTIMES.format(site=site.name))
+    e.add("GLUE2EndpointServiceForeignKey", site.service_id)
+    e.add("GLUE2ComputingEndpointComputingServiceForeignKey", site.service_id)
+
+    policy_id = f"{site.endpoint_id}_Policy"
+    p = entity(
+        rdn("GLUE2PolicyID", policy_id, endpoint_dn),
+        ["GLUE2Entity", "GLUE2Policy", "GLUE2AccessPolicy"],
+        "GLUE2PolicyID",
+        policy_id,
+    )
+    p.add("GLUE2EntityName", "Access control rules for the OpenStack endpoint")
+    p.add("GLUE2EntityCreationTime", ts)
+    p.add("GLUE2PolicyScheme", "org.glite.standard")
+    vos = site.all_vos
+    p.add("GLUE2PolicyRule", *(f"VO:{vo}" for vo in vos) if vos else [UNKNOWN_STR])
+    p.add("GLUE2PolicyUserDomainForeignKey", *vos)
+    p.add("GLUE2AccessPolicyEndpointForeignKey", site.endpoint_id)
+
+    m = entity(
+        rdn("GLUE2ManagerID", site.manager_id, service_dn),
+        ["GLUE2Entity", "GLUE2Manager", "GLUE2ComputingManager"],
+        "GLUE2ManagerID",
+        site.manager_id,
+    )
+    m.add("GLUE2EntityName", f"Cloud Manager for {site.name}")
+    m.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    m.add("GLUE2ManagerProductName", "OpenStack Nova")
+    m.add("GLUE2ManagerProductVersion", ep.nova_microversion or UNKNOWN_STR)
+    m.add("GLUE2ManagerServiceForeignKey", site.service_id)
+    m.add("GLUE2ComputingManagerComputingServiceForeignKey", site.service_id)
+    m.add("GLUE2ComputingManagerHomogeneous", len({(f.vcpus, f.ram) for f in site.flavors}) <= 1)
+    return [s, e, p, m]
+
+
+def flavor_entries(site: Site, f: Flavor) -> list[Entry]:
+    service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
+    dn = rdn("GLUE2ResourceID", f.id, service_dn)
+    r = entity(
+        dn, ["GLUE2Entity", "GLUE2Resource", "GLUE2ExecutionEnvironment"], "GLUE2ResourceID", f.id
+    )
+    r.add("GLUE2EntityName", f.name)
+    r.add("GLUE2EntityCreationTime", glue_time(site.creation_time))
+    r.add("GLUE2EntityValidity", site.validity)
+    other = [f"InstanceTypeDisk={f.disk}"]
+    if f.ephemeral:
+        other.append(f"InstanceTypeEphemeral={f.ephemeral}")
+    if f.accelerator:
+        a = f.accelerator
+        other.append(f"AcceleratorType={a.type}")
+        other.append(f"AcceleratorNumber={a.number}")
+        if a.vendor:
+            other.append(f"AcceleratorVendor={a.vendor}")
+        if a.model:
+            other.append(f"AcceleratorModel={a.model}")
+        if a.memory is not None:
+            other.append(f"AcceleratorMemory={a.memory}")
+    if not f.is_public:
+        other.append("InstanceTypePublic=false")
+    r.add("GLUE2EntityOtherInfo", *other)
+    r.add("GLUE2ResourceManagerForeignKey", site.manager_id)
+    r.add("GLUE2ExecutionEnvironmentComputingManagerForeignKey", site.manager_id)
+    r.add("GLUE2ExecutionEnvironmentPlatform", site.platform)
+    r.add("GLUE2ExecutionEnvironmentVirtualMachine", True)
+    r.add("GLUE2ExecutionEnvironmentMainMemorySize", f.ram)
+    r.add("GLUE2ExecutionEnvironmentVirtualMemorySize", f.ram)
+    r.add("GLUE2ExecutionEnvironmentLogicalCPUs", f.vcpus)
+    r.add("GLUE2ExecutionEnvironmentPhysicalCPUs", f.vcpus)
+    r.add(
+        "GLUE2ExecutionEnvironmentCPUMultiplicity",
+        "singlecpu-multicore" if f.vcpus > 1 else "singlecpu-singlecore",
+    )
+    r.add("GLUE2ExecutionEnvironmentCPUVendor", "virtual")
+    r.add("GLUE2ExecutionEnvironmentCPUModel", "virtual")
+    r.add("GLUE2ExecutionEnvironmentCPUTimeScalingFactor", "1.0")
+    r.add("GLUE2ExecutionEnvironmentWallTimeScalingFactor", "1.0")
+    r.add("GLUE2ExecutionEnvironmentOSFamily", "linux")
+    r.add("GLUE2ExecutionEnvironmentConnectivityIn", "undefined")
+    r.add("GLUE2ExecutionEnvironmentConnectivityOut", True)
+    if f.infiniband:
+        r.add("GLUE2ExecutionEnvironmentNetworkInfo", "infiniband")
+    out = [r]
+    for btype, value in f.benchmarks:
+        bid = f"{f.id}_{btype}"
+        b = entity(
+            rdn("GLUE2BenchmarkID", bid, dn),
+            ["GLUE2Entity", "GLUE2Benchmark"],
+            "GLUE2BenchmarkID",
+            bid,
+        )
+        b.add("GLUE2EntityName", f"{btype} of {f.name}")
+        b.add("GLUE2EntityCreationTime", glue_time(site.creation_time))
+        b.add("GLUE2EntityValidity", site.validity)
+        b.add("GLUE2BenchmarkType", btype).add("GLUE2BenchmarkValue", value)
+        b.add("GLUE2BenchmarkExecutionEnvironmentForeignKey", f.id)
+        b.add("GLUE2BenchmarkComputingManagerForeignKey", site.manager_id)
+        out.append(b)
+    return out
+
+
+def image_entry(site: Site, img: Image, vos: list[str] | None) -> Entry:
+    service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
+    a = entity(
+        rdn("GLUE2ApplicationEnvironmentID", img.id, service_dn),
+        ["GLUE2Entity", "GLUE2ApplicationEnvironment"],
+        "GLUE2ApplicationEnvironmentID",
+        img.id,
+    )
+    a.add("GLUE2EntityName", img.name)
+    a.add("GLUE2EntityCreationTime", glue_time(site.creation_time))
+    a.add("GLUE2EntityValidity", site.validity)
+    other = []
+    if img.os_name:
+        other.append(f"OSName={img.os_name}")
+    if img.os_version:
+        other.append(f"OSVersion={img.os_version}")
+    if img.platform:
+        other.append(f"OSPlatform={img.platform}")
+    if img.min_ram:
+        other.append(f"MinRAM={img.min_ram}")
+    if img.disk_size:
+        other.append(f"DiskSize={img.disk_size}")
+    other += [f"{k}={v}" for k, v in img.other_info]
+    other += [f"VO={vo}" for vo in vos or ()]
+    a.add("GLUE2EntityOtherInfo", *other)
+    a.add("GLUE2ApplicationEnvironmentAppName", img.name)
+    a.add("GLUE2ApplicationEnvironmentAppVersion", img.version)
+    a.add("GLUE2ApplicationEnvironmentRepository", img.marketplace_url)
+    a.add("GLUE2ApplicationEnvironmentDescription", img.description)
+    a.add("GLUE2ApplicationEnvironmentState", "installednotverified")
+    a.add("GLUE2ApplicationEnvironmentComputingManagerForeignKey", site.manager_id)
+    return a
+
+
+def share_entries(site: Site, share: Share) -> list[Entry]:
+    service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
+    ts = glue_time(site.creation_time)
+    sid = site.share_id(share)
+    share_dn = rdn("GLUE2ShareID", sid, service_dn)
+    s = entity(share_dn, ["GLUE2Entity", "GLUE2Share", "GLUE2ComputingShare"], "GLUE2ShareID", sid)
+    s.add("GLUE2EntityName", f"{share.vo} - {share.project_id} share")
+    s.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    s.add("GLUE2EntityOtherInfo", f"ProjectID={share.project_id}")
+    if share.project_name:
+        s.add("GLUE2EntityOtherInfo", f"project_name={share.project_name}")
+    if share.domain_name:
+        s.add("GLUE2EntityOtherInfo", f"project_domain_name={share.domain_name}")
+    s.add(
+        "GLUE2ShareDescription",
+        f"Share in service {site.service_id} for VO {share.vo} (Project {share.project_id})",
+    )
+    s.add("GLUE2ShareServiceForeignKey", site.service_id)
+    s.add("GLUE2ShareEndpointForeignKey", site.endpoint_id)
+    flavor_ids = sorted(share.flavor_ids)
+    s.add("GLUE2ShareResourceForeignKey", *flavor_ids)
+    s.add("GLUE2ComputingShareServingState", site.production_level)
+    s.add("GLUE2ComputingShareMaxRunningJobs", glue_int(share.max_instances))
+    s.add("GLUE2ComputingShareTotalJobs", share.total)
+    s.add("GLUE2ComputingShareRunningJobs", share.running)
+    s.add("GLUE2ComputingShareSuspendedJobs", share.suspended)
+    flavors = [f for f in (site.flavor(i) for i in flavor_ids) if f is not None]
+    if flavors:
+        s.add("GLUE2ComputingShareMaxMainMemory", max(f.ram for f in flavors))
+        s.add("GLUE2ComputingShareMaxSlotsPerJob", max(f.vcpus for f in flavors))
+    s.add("GLUE2ComputingShareComputingServiceForeignKey", site.service_id)
+    s.add("GLUE2ComputingShareComputingEndpointForeignKey", site.endpoint_id)
+    s.add("GLUE2ComputingShareExecutionEnvironmentForeignKey", *flavor_ids)
+
+    pid = f"{sid}_Policy"
+    p = entity(
+        rdn("GLUE2PolicyID", pid, share_dn),
+        ["GLUE2Entity", "GLUE2Policy", "GLUE2MappingPolicy"],
+        "GLUE2PolicyID",
+        pid,
+    )
+    p.add("GLUE2EntityCreationTime", ts)
+    p.add("GLUE2PolicyScheme", "org.glite.standard")
+    p.add("GLUE2PolicyRule", f"VO:{share.vo}")
+    p.add("GLUE2PolicyUserDomainForeignKey", share.vo)
+    p.add("GLUE2MappingPolicyShareForeignKey", sid)
+    return [s, p]
+
+
+def glue20_entries(site: Site) -> list[Entry]:
+    """Every entry of the snapshot, parents before children, in a stable order."""
+    entries = top_entries() + service_entries(site)
+    for f in sorted(site.flavors, key=lambda x: x.id):
+        entries += flavor_entries(site, f)
+    restricted = image_vos(site)
+    for img in sorted(site.images, key=lambda x: x.id):
+        entries.append(image_entry(site, img, restricted.get(img.id)))
+    for share in sorted(site.shares, key=lambda x: (x.vo, x.project_id)):
+        entries += share_entries(site, share)
+    return entries
+
+
+def render_glue20(site: Site) -> str:
+    return ldif.render(glue20_entries(site))
