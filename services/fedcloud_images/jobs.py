@@ -1,32 +1,163 @@
-"""Job wiring of the image replicator (stub until it lands)."""
+"""Job wiring of the image replicator: config -> sources, cache, Glance -> :class:`ImageSync`."""
 
 from __future__ import annotations
 
-import argparse
+import logging
+import re
+from pathlib import Path
+from typing import Any
 
-from fedcloud_core.errors import PermanentError
+from fedcloud_core.config import AppConfig
+from fedcloud_core.config.openstack import OpenStackConfig
+from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
 from fedcloud_core.tools import ToolSpec
 
+from . import imagelist
+from .cache.download import Downloader
+from .cache.progress import Progress
+from .cache.state import State
+from .glance import GlanceImages
+from .sources.hepix import HepixSource
+from .sources.http import make_session
+from .sources.registry import RegistrySourceClient
+from .sync import ImageSync, SyncDeps
 
-def _not_yet(ctx: JobContext) -> RunReport:
-    raise PermanentError("not implemented yet")
+log = logging.getLogger(__name__)
+
+_PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+STATE_FILE = "state.sqlite"
 
 
-def _sign_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("description", help="YAML/JSON description of the list and its images")
+def build_sources(cfg: AppConfig, http: Any) -> list[Any]:
+    ic = cfg.images
+    timeout = (ic.connect_timeout, ic.read_timeout)
+    workdir = cfg.paths.image_dir / ".tmp"
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: list[Any] = [
+        HepixSource(
+            s,
+            http=http,
+            capath=Path(ic.capath),
+            timeout=timeout,
+            max_bytes=ic.max_list_bytes,
+            crl_check=ic.crl_check,
+            workdir=str(workdir),
+        )
+        for s in ic.subscriptions
+        if s.enabled
+    ]
+    out += [RegistrySourceClient(r, http=http, timeout=timeout) for r in ic.registries if r.enabled]
+    return out
 
 
-def _sign(args: argparse.Namespace) -> int:
-    raise PermanentError("not implemented yet")
+def project_resolver(cfg: AppConfig, clients: Any) -> Any:
+    cache: dict[str, list[str]] = {}
+
+    def projects(vo: str) -> list[str]:
+        if vo not in cache:
+            ids = []
+            for p in cfg.vos[vo].projects:
+                if _PROJECT_ID.match(p):
+                    ids.append(p)
+                    continue
+                found = clients.keystone.projects.list(name=p)
+                if len(found) != 1:
+                    raise ConfigError(
+                        f"vos.{vo}.projects: project {p!r} matches {len(found)} projects"
+                    )
+                ids.append(found[0].id)
+            cache[vo] = ids
+        return cache[vo]
+
+    return projects
+
+
+def nova_usage(clients: Any) -> Any:
+    def in_use(image_id: str) -> bool | None:
+        try:
+            return bool(
+                clients.nova.servers.list(
+                    search_opts={"all_tenants": True, "image": image_id}, limit=1
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - unknown means "do not delete"
+            log.warning(
+                "cannot tell whether image %s is in use (%s); it will not be deleted", image_id, exc
+            )
+            return None
+
+    return in_use
+
+
+def build_deps(ctx: JobContext) -> SyncDeps:
+    from fedcloud_core.openstack import OpenStackClients
+
+    cfg = ctx.config
+    ic = cfg.images
+    http = make_session(ca_bundle=ic.ca_bundle)
+    clients = ctx.deps.get("clients") or OpenStackClients.from_config(cfg.openstack)
+    member_clients: dict[str, Any] = {}
+
+    def member_client(cloud: str) -> Any:
+        if cloud not in member_clients:
+            oc = OpenStackConfig(
+                cloud=cloud, clouds_yaml=cfg.openstack.clouds_yaml, cacert=cfg.openstack.cacert
+            )
+            member_clients[cloud] = OpenStackClients.from_config(oc).glance
+        return member_clients[cloud]
+
+    progress = Progress(enabled=None if ic.progress == "auto" else False)
+    return SyncDeps(
+        sources=ctx.deps.get("sources") or build_sources(cfg, http),
+        state=ctx.deps.get("state") or State(cfg.paths.image_dir / STATE_FILE),
+        downloader=ctx.deps.get("downloader")
+        or Downloader(
+            http,
+            connect_timeout=ic.connect_timeout,
+            read_timeout=ic.read_timeout,
+            retries=ic.retries,
+            backoff=ic.backoff,
+            min_free_bytes=ic.min_free_mb * 1024 * 1024,
+            progress=progress,
+        ),
+        glance=ctx.deps.get("glance") or GlanceImages(clients.glance, tag=ic.tag),
+        projects=ctx.deps.get("projects") or project_resolver(cfg, clients),
+        in_use=ctx.deps.get("in_use") or nova_usage(clients),
+        member_client=ctx.deps.get("member_client") or member_client,
+    )
+
+
+def run_sync(ctx: JobContext) -> RunReport:
+    report = RunReport(job="images-sync", dry_run=ctx.dry_run)
+    deps = build_deps(ctx)
+    try:
+        ImageSync(ctx.config.images, ctx.config.paths.image_dir, deps, dry_run=ctx.dry_run).run(
+            report
+        )
+    finally:
+        deps.state.close()
+    return report
 
 
 JOBS = [
-    JobSpec(name="images sync", help="replicate subscribed image lists into Glance", run=_not_yet,
-            interval=lambda c: c.scheduler.images),
+    JobSpec(
+        name="images sync",
+        help="replicate subscribed image lists into Glance",
+        run=run_sync,
+        interval=lambda c: c.scheduler.images,
+        description="Fetch each subscribed image list (HEPiX, OCI registry), verify its signature, "
+        "download the selected images into the cache and keep Glance in sync.",
+    ),
 ]
 TOOLS = [
-    ToolSpec(name="imagelist sign", help="build and sign a HEPiX image list", add_arguments=_sign_args,
-             main=_sign),
+    ToolSpec(
+        name="imagelist sign",
+        help="build and sign a HEPiX image list",
+        add_arguments=imagelist.add_arguments,
+        main=imagelist.main,
+        description="Build a HEPiX image list from a YAML/JSON description (size and sha512 "
+        "computed from the files) and S/MIME-sign it (detached by default).",
+    ),
 ]

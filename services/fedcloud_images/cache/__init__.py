@@ -1,0 +1,1 @@
+"""The verified image cache: downloads, format conversion and the persistent state."""

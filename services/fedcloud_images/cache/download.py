@@ -1,0 +1,170 @@
+"""Download one image into the cache: ``.part`` file, Range resume, digest while streaming.
+
+Every request has connect/read timeouts (a stalled server raises a read timeout and
+the next attempt resumes where the data stopped). The size announced by the list is
+checked against the free space before starting and against the bytes received. A
+digest mismatch discards the partial file and starts over; after the bounded
+retries the image is reported as failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ..errors import DownloadError, ImageCorrupt
+from ..model import ImageEntry
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Downloaded:
+    path: Path
+    bytes_received: int
+    attempts: int
+
+
+class _Retry(Exception):
+    """An attempt failed in a way a later attempt may not see."""
+
+
+class Downloader:
+    def __init__(
+        self,
+        http: requests.Session,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 2.0,
+        min_free_bytes: int = 0,
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.http = http
+        self.timeout = (connect_timeout, read_timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self.min_free = min_free_bytes
+        self.progress = progress
+        self.sleep = sleep
+
+    def fetch(self, entry: ImageEntry, dest: Path) -> Downloaded:
+        """Download ``entry`` to ``dest`` (verified). Raises DownloadError / ImageCorrupt."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        received = 0
+        last: Exception | None = None
+        corrupt = False
+        for attempt in range(1, self.retries + 2):
+            if attempt > 1:
+                delay = self.backoff * (2 ** (attempt - 2))
+                log.info(
+                    "%s: retrying in %.1fs (attempt %d of %d): %s",
+                    entry.identifier,
+                    delay,
+                    attempt,
+                    self.retries + 1,
+                    last,
+                )
+                self.sleep(delay)
+            try:
+                received += self._attempt(entry, part)
+            except _Retry as exc:
+                last, corrupt = exc, False
+                continue
+            except ImageCorrupt as exc:
+                part.unlink(missing_ok=True)
+                last, corrupt = exc, True
+                continue
+            finally:
+                if self.progress:
+                    self.progress.finish(entry.identifier)
+            os.replace(part, dest)
+            return Downloaded(dest, received, attempt)
+        if corrupt:
+            raise ImageCorrupt(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
+        raise DownloadError(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
+
+    def _check_space(self, entry: ImageEntry, where: Path, offset: int) -> None:
+        if entry.size is None:
+            return
+        free = shutil.disk_usage(where).free
+        need = entry.size - offset + self.min_free
+        if free < need:
+            raise DownloadError(
+                f"{entry.identifier}: not enough free space in the cache ({free} bytes free, "
+                f"{entry.size - offset} needed plus {self.min_free} kept free)"
+            )
+
+    def _attempt(self, entry: ImageEntry, part: Path) -> int:
+        h = hashlib.new(entry.digest_algo)
+        offset = part.stat().st_size if part.exists() else 0
+        if entry.size is not None and offset > entry.size:
+            part.unlink()
+            offset = 0
+        if offset:  # resume: the digest must cover the bytes already there
+            with part.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    h.update(chunk)
+        self._check_space(entry, part.parent, offset)
+        headers = {"Accept-Encoding": "identity", **entry.headers}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        got = 0
+        try:
+            with self.http.get(
+                entry.uri, headers=headers, stream=True, timeout=self.timeout
+            ) as resp:
+                if resp.status_code == 206 and offset:
+                    start = (
+                        resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+                    )
+                    if start != str(offset):
+                        raise _Retry(f"server resumed at {start!r}, not {offset}")
+                    mode = "ab"
+                elif resp.status_code == 200:
+                    if offset:
+                        log.info("%s: server ignores Range; starting over", entry.identifier)
+                        h = hashlib.new(entry.digest_algo)
+                        offset = 0
+                    mode = "wb"
+                elif resp.status_code == 416 and offset:
+                    part.unlink(missing_ok=True)
+                    raise _Retry("server refused the resume range; starting over")
+                elif resp.status_code in (408, 429) or resp.status_code >= 500:
+                    raise _Retry(f"HTTP {resp.status_code}")
+                else:
+                    raise DownloadError(
+                        f"{entry.identifier}: HTTP {resp.status_code} from {entry.uri}"
+                    )
+                total = offset
+                with part.open(mode) as out:
+                    for chunk in resp.iter_content(CHUNK):
+                        total += len(chunk)
+                        got += len(chunk)
+                        if entry.size is not None and total > entry.size:
+                            raise ImageCorrupt(f"more bytes than the announced size {entry.size}")
+                        out.write(chunk)
+                        h.update(chunk)
+                        if self.progress:
+                            self.progress.update(entry.identifier, len(chunk))
+        except requests.RequestException as exc:
+            raise _Retry(f"{type(exc).__name__} after {got} bytes") from None
+        if entry.size is not None and total < entry.size:
+            raise _Retry(f"connection ended after {total} of {entry.size} bytes")
+        if h.hexdigest() != entry.digest:
+            raise ImageCorrupt(f"{entry.digest_algo} mismatch ({total} bytes received)")
+        return got

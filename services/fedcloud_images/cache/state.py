@@ -1,0 +1,148 @@
+"""Persistent state of the replicator (SQLite in the cache directory).
+
+Per source: the last accepted list version and content hash. Per image: the digest
+of the cached file, the file that goes to Glance (after conversion) and its format,
+the Glance id, and how many download attempts the current digest took.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    source TEXT PRIMARY KEY, version TEXT NOT NULL, content_hash TEXT NOT NULL,
+    list_id TEXT, accepted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    source TEXT NOT NULL, identifier TEXT NOT NULL, image_hash TEXT NOT NULL,
+    path TEXT, upload_path TEXT, upload_format TEXT, upload_size INTEGER, virtual_size INTEGER,
+    glance_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, identifier)
+);
+"""
+
+
+@dataclass
+class ListState:
+    version: str
+    content_hash: str
+    list_id: str | None
+
+
+@dataclass
+class ImageState:
+    source: str
+    identifier: str
+    image_hash: str
+    path: str | None = None
+    upload_path: str | None = None
+    upload_format: str | None = None
+    upload_size: int | None = None
+    virtual_size: int | None = None
+    glance_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+    def cached(self, image_hash: str) -> bool:
+        """The prepared file for this digest is on disk (checked by size, no re-hashing)."""
+        if self.image_hash != image_hash or not self.upload_path or self.upload_size is None:
+            return False
+        p = Path(self.upload_path)
+        try:
+            return p.is_file() and p.stat().st_size == self.upload_size
+        except OSError:
+            return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+class State:
+    """Opened lazily (the constructor does no I/O)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._db.executescript(SCHEMA)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def last_list(self, source: str) -> ListState | None:
+        row = self.db.execute(
+            "SELECT version, content_hash, list_id FROM lists WHERE source=?", (source,)
+        ).fetchone()
+        return ListState(*row) if row else None
+
+    def accept_list(
+        self, source: str, version: str, content_hash: str, list_id: str | None
+    ) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO lists(source, version, content_hash, list_id, accepted_at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(source) DO UPDATE SET version=excluded.version, "
+                "content_hash=excluded.content_hash, list_id=excluded.list_id, accepted_at=excluded.accepted_at",
+                (source, version, content_hash, list_id, _now()),
+            )
+
+    def image(self, source: str, identifier: str) -> ImageState | None:
+        row = self.db.execute(
+            "SELECT source, identifier, image_hash, path, upload_path, upload_format, upload_size, "
+            "virtual_size, glance_id, attempts, last_error FROM images WHERE source=? AND identifier=?",
+            (source, identifier),
+        ).fetchone()
+        return ImageState(*row) if row else None
+
+    def images(self, source: str) -> list[ImageState]:
+        rows = self.db.execute(
+            "SELECT source, identifier, image_hash, path, upload_path, upload_format, upload_size, "
+            "virtual_size, glance_id, attempts, last_error FROM images WHERE source=?",
+            (source,),
+        ).fetchall()
+        return [ImageState(*r) for r in rows]
+
+    def save_image(self, st: ImageState) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO images(source, identifier, image_hash, path, upload_path, upload_format, "
+                "upload_size, virtual_size, glance_id, attempts, last_error, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source, identifier) DO UPDATE SET "
+                "image_hash=excluded.image_hash, path=excluded.path, upload_path=excluded.upload_path, "
+                "upload_format=excluded.upload_format, upload_size=excluded.upload_size, "
+                "virtual_size=excluded.virtual_size, glance_id=excluded.glance_id, "
+                "attempts=excluded.attempts, last_error=excluded.last_error, updated_at=excluded.updated_at",
+                (
+                    st.source,
+                    st.identifier,
+                    st.image_hash,
+                    st.path,
+                    st.upload_path,
+                    st.upload_format,
+                    st.upload_size,
+                    st.virtual_size,
+                    st.glance_id,
+                    st.attempts,
+                    st.last_error,
+                    _now(),
+                ),
+            )
+
+    def forget_image(self, source: str, identifier: str) -> None:
+        with self.db:
+            self.db.execute(
+                "DELETE FROM images WHERE source=? AND identifier=?", (source, identifier)
+            )

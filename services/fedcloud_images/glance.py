@@ -1,0 +1,216 @@
+"""The Glance side: managed-image discovery, create + streamed upload, metadata, members, retire.
+
+Every write happens only when something differs, so an unchanged run is read-only.
+Managed images carry the replicator tag plus ``image_list`` (the source name) and
+``appdb_id`` (the image identifier); that pair is the sync key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from .errors import GlanceSyncError
+from .model import ImageEntry
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+# Properties the replicator owns (spec section 2); nothing else is set or compared.
+MANAGED_PROPERTIES = (
+    "vmcatcher_event_ad_mpuri",
+    "vmcatcher_event_dc_description",
+    "vmcatcher_event_dc_title",
+    "APPLIANCE_ATTRIBUTES",
+    "os_distro",
+    "os_version",
+    "architecture",
+    "appdb_id",
+    "image_hash",
+    "image_list",
+)
+
+
+def image_properties(entry: ImageEntry, source: str) -> dict[str, str]:
+    """The spec's Glance properties for ``entry`` (absent values are left out)."""
+    props = {
+        "vmcatcher_event_ad_mpuri": entry.mpuri,
+        "vmcatcher_event_dc_description": entry.description or None,
+        "vmcatcher_event_dc_title": entry.title,
+        "APPLIANCE_ATTRIBUTES": json.dumps(entry.attributes, sort_keys=True, separators=(",", ":")),
+        "os_distro": entry.os_distro.lower() if entry.os_distro else None,
+        "os_version": entry.os_version,
+        "architecture": entry.architecture,
+        "appdb_id": entry.identifier,
+        "image_hash": entry.image_hash,
+        "image_list": source,
+    }
+    return {k: v for k, v in props.items() if v not in (None, "")}
+
+
+def min_disk_gb(virtual_size: int, size: int | None) -> int:
+    return max(1, math.ceil(max(virtual_size, size or 0) / GIB))
+
+
+class HashingReader:
+    """A file wrapper that hashes what Glance reads (sha512 + md5), so the upload is verified
+    against Glance's stored checksum without reading the file twice."""
+
+    def __init__(self, fh: Any):
+        self._fh = fh
+        self.sha512 = hashlib.sha512()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._fh.read(n)
+        self.sha512.update(data)
+        self.md5.update(data)
+        self.size += len(data)
+        return data
+
+    def __iter__(self) -> Any:
+        while chunk := self.read(1024 * 1024):
+            yield chunk
+
+
+class GlanceImages:
+    """Thin layer over a glanceclient v2 client (the core session's)."""
+
+    def __init__(self, glance: Any, *, tag: str):
+        self.glance = glance
+        self.tag = tag
+
+    def managed(self, source: str) -> list[Any]:
+        """Images this replicator made for ``source`` (tag + image_list), any visibility/status."""
+        out = []
+        for img in self.glance.images.list(
+            filters={"tag": [self.tag], "visibility": "all", "image_list": source}
+        ):
+            if img.get("image_list") == source and self.tag in (img.get("tags") or []):
+                out.append(img)
+        return out
+
+    def create(
+        self,
+        *,
+        name: str,
+        disk_format: str,
+        visibility: str,
+        min_ram: int,
+        min_disk: int,
+        properties: dict[str, str],
+        path: Path,
+    ) -> Any:
+        img = self.glance.images.create(
+            name=name,
+            disk_format=disk_format,
+            container_format="bare",
+            visibility=visibility,
+            min_ram=min_ram,
+            min_disk=min_disk,
+            tags=[self.tag],
+            **properties,
+        )
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                reader = HashingReader(fh)
+                self.glance.images.upload(img["id"], reader, image_size=size)
+            stored = self.glance.images.get(img["id"])
+            self._check_stored(stored, reader)
+        except Exception:
+            log.warning("upload of %s failed; removing the incomplete image %s", name, img["id"])
+            try:
+                self.glance.images.delete(img["id"])
+            except Exception as exc:  # noqa: BLE001 - best effort; report the original failure
+                log.warning("could not delete the incomplete image %s: %s", img["id"], exc)
+            raise
+        return stored
+
+    @staticmethod
+    def _check_stored(stored: Any, reader: HashingReader) -> None:
+        if stored.get("status") != "active":
+            raise GlanceSyncError(f"image {stored['id']} is {stored.get('status')} after upload")
+        if stored.get("size") not in (None, reader.size):
+            raise GlanceSyncError(
+                f"Glance stored {stored.get('size')} bytes, {reader.size} were sent"
+            )
+        algo, value = stored.get("os_hash_algo"), stored.get("os_hash_value")
+        if algo == "sha512" and value and value != reader.sha512.hexdigest():
+            raise GlanceSyncError(
+                f"Glance's sha512 of {stored['id']} differs from the uploaded file"
+            )
+        if stored.get("checksum") and stored["checksum"] != reader.md5.hexdigest():
+            raise GlanceSyncError(
+                f"Glance's checksum of {stored['id']} differs from the uploaded file"
+            )
+
+    def update_metadata(
+        self,
+        img: Any,
+        *,
+        name: str,
+        visibility: str,
+        properties: dict[str, str],
+        min_ram: int | None = None,
+    ) -> list[str]:
+        """Bring name, visibility, min_ram and owned properties in line; returns what changed."""
+        changes: dict[str, Any] = {}
+        if img.get("name") != name:
+            changes["name"] = name
+        if img.get("visibility") != visibility:
+            changes["visibility"] = visibility
+        if min_ram is not None and img.get("min_ram") != min_ram:
+            changes["min_ram"] = min_ram
+        for k, v in properties.items():
+            if img.get(k) != v:
+                changes[k] = v
+        remove = [k for k in MANAGED_PROPERTIES if k not in properties and k in img]
+        if changes or remove:
+            self.glance.images.update(img["id"], remove_props=remove or None, **changes)
+        return sorted([*changes, *remove])
+
+    def ensure_members(self, img: Any, projects: list[str], accept_with: Any = None) -> list[str]:
+        """Make ``projects`` the accepted members of a shared image; returns what changed.
+
+        Accepting is the member's call: ``accept_with`` is a glance client scoped to the member
+        project (default: ours, which works where Glance's policy lets an admin do it)."""
+        done: list[str] = []
+        current = {m["member_id"]: m for m in self.glance.image_members.list(img["id"])}
+        for p in projects:
+            m = current.get(p)
+            if m is None:
+                self.glance.image_members.create(img["id"], p)
+                done.append(f"added {p}")
+            if m is None or m.get("status") != "accepted":
+                client = accept_with or self.glance
+                client.image_members.update(img["id"], p, "accepted")
+                done.append(f"accepted {p}")
+        for p in current:
+            if p not in projects:
+                self.glance.image_members.delete(img["id"], p)
+                done.append(f"removed {p}")
+        return done
+
+    def retire(self, img: Any, *, in_use: bool | None, keep_in_use: bool = False) -> str:
+        """Delete an image no longer listed; if servers use it (or we cannot tell): deactivate and
+        make it private instead. Returns 'deleted', 'deactivated' or 'kept' (nothing written)."""
+        if in_use is False:
+            self.glance.images.delete(img["id"])
+            return "deleted"
+        if keep_in_use:
+            return "kept"
+        wrote = False
+        if img.get("status") == "active":
+            self.glance.images.deactivate(img["id"])
+            wrote = True
+        if img.get("visibility") != "private":
+            self.glance.images.update(img["id"], visibility="private")
+            wrote = True
+        return "deactivated" if wrote else "kept"

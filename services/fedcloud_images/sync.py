@@ -1,0 +1,341 @@
+"""``images sync``: for each source, fetch + verify the list, fill the cache, sync Glance.
+
+The order protects the site: nothing is written for a source until its list is
+verified; images are only retired when a verified, current list no longer selects
+them; a failed download keeps the previous Glance image. An unchanged run reads
+Glance once per source (plus members of shared images) and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fedcloud_core.config.images import ImagesConfig, RegistrySource, Subscription
+from fedcloud_core.errors import FedcloudError
+from fedcloud_core.report import RunReport
+
+from .cache import convert
+from .cache.download import Downloader
+from .cache.state import ImageState, State
+from .errors import ListRejected
+from .glance import GlanceImages, image_properties, min_disk_gb
+from .model import ImageEntry, ImageList
+from .verify import check_version
+
+log = logging.getLogger(__name__)
+
+Target = Subscription | RegistrySource
+
+
+@dataclass
+class SyncDeps:
+    """What a run needs; built in :mod:`.jobs` (tests pass their own)."""
+
+    sources: list[Any]  # Source objects, each with .name and .sub (its config)
+    state: State
+    downloader: Downloader
+    glance: GlanceImages
+    projects: Callable[[str], list[str]]  # VO -> Keystone project ids
+    in_use: Callable[[str], bool | None]  # Glance image id -> used by a server? None: unknown
+    member_client: Callable[[str], Any] = field(
+        default=lambda cloud: None
+    )  # clouds.yaml entry -> glance
+
+
+@dataclass
+class _Ready:
+    entry: ImageEntry
+    state: ImageState
+    downloaded: int = 0
+    error: str | None = None
+
+
+class ImageSync:
+    def __init__(
+        self, cfg: ImagesConfig, cache_dir: Path, deps: SyncDeps, *, dry_run: bool = False
+    ):
+        self.cfg = cfg
+        self.cache_dir = cache_dir
+        self.deps = deps
+        self.dry_run = dry_run
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, report: RunReport) -> RunReport:
+        t0 = time.monotonic()
+        for key in (
+            "lists_fetched",
+            "lists_rejected",
+            "images_new",
+            "images_updated",
+            "images_unchanged",
+            "images_removed",
+            "images_failed",
+            "bytes_downloaded",
+        ):
+            report.counts.setdefault(key, 0)
+        report.details.setdefault("rejected", {})
+        for src in self.deps.sources:
+            try:
+                self.sync_source(src, report)
+            except FedcloudError as exc:
+                report.error(f"{src.name}: {exc}")
+            except Exception as exc:  # one source never stops the others
+                log.exception("%s: unexpected error", src.name)
+                report.error(f"{src.name}: unexpected error: {exc!r}")
+        report.counts["seconds"] = round(time.monotonic() - t0, 3)
+        return report
+
+    def sync_source(self, src: Any, report: RunReport) -> None:
+        sub: Target = src.sub
+        name = src.name
+        state = self.deps.state
+        try:
+            il = src.fetch()
+            last = state.last_list(name)
+            check_version(name, il.version, last.version if last else None)
+        except ListRejected as exc:
+            report.count("lists_rejected")
+            report.details["rejected"][name] = exc.reason
+            report.error(str(exc))
+            log.warning("%s", exc)
+            return
+        report.count("lists_fetched")
+        for ident, problem in il.invalid.items():
+            report.error(f"{name}: image {ident} skipped: {problem}")
+        wanted = self._select(sub, il, report)
+
+        existing = self.deps.glance.managed(name)
+        by_id: dict[str, list[Any]] = {}
+        for img in existing:
+            by_id.setdefault(str(img.get("appdb_id")), []).append(img)
+        projects = self.deps.projects(sub.vo) if sub.visibility == "shared" else []
+        accept_with = self.deps.member_client(sub.member_cloud) if sub.member_cloud else None
+
+        todo: list[ImageEntry] = []
+        for e in wanted:
+            imgs = by_id.get(e.identifier, [])
+            current = sorted(
+                (
+                    i
+                    for i in imgs
+                    if i.get("image_hash") == e.image_hash
+                    and i.get("status") in ("active", "deactivated")
+                ),
+                key=lambda i: str(i.get("created_at")),
+            )
+            if not current:
+                todo.append(e)
+                continue
+            keep = current[0]
+            changed = [] if self.dry_run else self._refresh(keep, e, sub, projects, accept_with)
+            self._retire_others(name, e.identifier, imgs, keep, report)
+            report.count("images_updated" if changed else "images_unchanged")
+            if changed:
+                log.info("%s: %s metadata updated (%s)", name, e.identifier, ", ".join(changed))
+
+        for ready in self._prepare_all(name, todo, report):
+            e = ready.entry
+            imgs = by_id.get(e.identifier, [])
+            if ready.error:
+                report.count("images_failed")
+                report.error(
+                    f"{name}: image {e.identifier}: {ready.error}"
+                    + (" (the previous version stays)" if imgs else "")
+                )
+                continue
+            if self.dry_run:
+                report.count("images_updated" if imgs else "images_new")
+                continue
+            try:
+                img = self._create(sub, e, ready.state, projects, accept_with)
+            except Exception as exc:  # noqa: BLE001 - Glance errors are many types; report and go on
+                report.count("images_failed")
+                report.error(f"{name}: image {e.identifier}: Glance upload failed: {exc}")
+                continue
+            ready.state.glance_id = img["id"]
+            state.save_image(ready.state)
+            self._retire_others(name, e.identifier, imgs, img, report)
+            self._clean_cache(name, e, ready.state)
+            report.count("images_updated" if imgs else "images_new")
+            log.info(
+                "%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"]
+            )
+
+        keep_ids = {e.identifier for e in wanted} | set(il.invalid)
+        for ident, imgs in by_id.items():
+            if ident in keep_ids:
+                continue
+            for img in imgs:
+                self._retire(name, img, report, reason="no longer in the list")
+        if not self.dry_run:
+            for st in state.images(name):
+                if st.identifier not in keep_ids:
+                    shutil.rmtree(self._dir(name, st.identifier), ignore_errors=True)
+                    state.forget_image(name, st.identifier)
+            state.accept_list(name, il.version, il.content_hash, il.identifier or None)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _select(self, sub: Target, il: ImageList, report: RunReport) -> list[ImageEntry]:
+        now = datetime.now(UTC)
+        allow = set(sub.images)
+        out = []
+        for e in il.images:
+            if allow and e.identifier not in allow:
+                continue
+            if e.expires is not None and e.expires <= now:
+                report.warn(f"{il.source}: image {e.identifier} expired on {e.expires.isoformat()}")
+                continue
+            out.append(e)
+        missing = allow - {e.identifier for e in il.images} - set(il.invalid)
+        for ident in sorted(missing):
+            report.warn(f"{il.source}: allowed image {ident} is not in the list")
+        return out
+
+    def _dir(self, source: str, identifier: str) -> Path:
+        safe = ImageEntry(
+            identifier=identifier, title="", uri="", digest_algo="", digest=""
+        ).safe_id
+        return self.cache_dir / source / safe
+
+    def _name(self, sub: Target, e: ImageEntry) -> str:
+        return f"{self.cfg.name_prefix}{sub.prefix}{e.title}"
+
+    def _prepare_all(self, source: str, todo: list[ImageEntry], report: RunReport) -> list[_Ready]:
+        if not todo:
+            return []
+        if self.dry_run:
+            return [_Ready(e, ImageState(source, e.identifier, e.image_hash)) for e in todo]
+        states = {e.identifier: self.deps.state.image(source, e.identifier) for e in todo}
+        if self.deps.downloader.progress:
+            for e in todo:
+                self.deps.downloader.progress.expect(e.size)
+        with ThreadPoolExecutor(
+            max_workers=self.cfg.concurrency, thread_name_prefix="image"
+        ) as pool:
+            results = list(pool.map(lambda e: self._prepare(source, e, states[e.identifier]), todo))
+        for r in results:
+            report.count("bytes_downloaded", r.downloaded)
+            if not r.error:
+                self.deps.state.save_image(r.state)
+            elif r.state.attempts:
+                self.deps.state.save_image(r.state)
+        return results
+
+    def _prepare(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
+        """Download (unless cached), verify and convert one image. Runs in a worker thread."""
+        if st is not None and st.cached(e.image_hash):
+            return _Ready(e, st)
+        new = ImageState(source, e.identifier, e.image_hash)
+        d = self._dir(source, e.identifier)
+        stem = e.digest[:32]
+        orig = d / f"{stem}.orig"
+        ready = _Ready(e, new)
+        try:
+            if not orig.is_file():  # a file only gets this name once verified
+                dl = self.deps.downloader.fetch(e, orig)
+                ready.downloaded = dl.bytes_received
+                new.attempts = dl.attempts
+            prep = convert.prepare(
+                orig,
+                self.cfg.formats,
+                stem=stem,
+                format_hint=e.format_hint,
+                timeout=self.cfg.convert_timeout,
+            )
+        except FedcloudError as exc:
+            new.last_error = str(exc)
+            new.attempts = new.attempts or self.cfg.retries + 1
+            ready.error = str(exc)
+            return ready
+        new.path, new.upload_path = str(orig), str(prep.path)
+        new.upload_format, new.upload_size, new.virtual_size = (
+            prep.disk_format,
+            prep.size,
+            prep.virtual_size,
+        )
+        return ready
+
+    def _create(
+        self, sub: Target, e: ImageEntry, st: ImageState, projects: list[str], accept_with: Any
+    ) -> Any:
+        assert st.upload_path
+        assert st.upload_format
+        img = self.deps.glance.create(
+            name=self._name(sub, e),
+            disk_format=st.upload_format,
+            visibility=sub.visibility,
+            min_ram=e.ram_min or 0,
+            min_disk=min_disk_gb(st.virtual_size or 0, st.upload_size),
+            properties=image_properties(e, sub.name),
+            path=Path(st.upload_path),
+        )
+        if sub.visibility == "shared":
+            self.deps.glance.ensure_members(img, projects, accept_with)
+        return img
+
+    def _refresh(
+        self, img: Any, e: ImageEntry, sub: Target, projects: list[str], accept_with: Any
+    ) -> list[str]:
+        g = self.deps.glance
+        changed = []
+        if img.get("status") == "deactivated":
+            g.glance.images.reactivate(img["id"])
+            changed.append("reactivated")
+        changed += g.update_metadata(
+            img,
+            name=self._name(sub, e),
+            visibility=sub.visibility,
+            properties=image_properties(e, sub.name),
+            min_ram=e.ram_min or 0,
+        )
+        if sub.visibility == "shared":
+            changed += g.ensure_members(img, projects, accept_with)
+        return changed
+
+    def _retire_others(
+        self, source: str, ident: str, imgs: list[Any], keep: Any, report: RunReport
+    ) -> None:
+        for other in imgs:
+            if other["id"] != keep["id"]:
+                self._retire(source, other, report, reason=f"superseded by {keep['id']}")
+
+    def _retire(self, source: str, img: Any, report: RunReport, *, reason: str) -> None:
+        if self.dry_run:
+            report.count("images_removed")
+            return
+        in_use = self.deps.in_use(img["id"])
+        try:
+            what = self.deps.glance.retire(
+                img, in_use=in_use, keep_in_use=self.cfg.in_use == "keep"
+            )
+        except Exception as exc:  # noqa: BLE001
+            report.error(f"{source}: could not retire image {img['id']}: {exc}")
+            return
+        if what == "deleted":
+            report.count("images_removed")
+        elif what == "deactivated":
+            report.count("images_deactivated")
+            report.warn(
+                f"{source}: image {img['id']} ({reason}) is in use or its use is unknown: "
+                "deactivated and made private instead of deleted"
+            )
+        if what != "kept":
+            log.info("%s: image %s %s (%s)", source, img["id"], what, reason)
+
+    def _clean_cache(self, source: str, e: ImageEntry, st: ImageState) -> None:
+        """Drop cached files of older digests of this image."""
+        keep = {Path(p).name for p in (st.path, st.upload_path) if p}
+        d = self._dir(source, e.identifier)
+        for f in d.iterdir() if d.is_dir() else []:
+            if f.name not in keep and not f.name.endswith(".part"):
+                f.unlink(missing_ok=True)
