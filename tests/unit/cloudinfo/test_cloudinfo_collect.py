@@ -56,9 +56,11 @@ def test_flavors_access_accelerator_benchmark(tmp_path: Path) -> None:
     site, _ = _collect(tmp_path)
     assert [f.id for f in site.flavors] == ["f1", "f2"]  # f3 is private to an unmapped project
     gpu = site.flavor("f2")
-    assert gpu is not None and gpu.accelerator is not None
+    assert gpu is not None
+    assert gpu.accelerator is not None
     assert (gpu.accelerator.type, gpu.accelerator.number, gpu.accelerator.model) == ("GPU", 2, "T4")
-    assert gpu.infiniband and gpu.benchmarks == (("hepscore23", "42.1"),)
+    assert gpu.infiniband
+    assert gpu.benchmarks == (("hepscore23", "42.1"),)
     shares = {s.project_id: s for s in site.shares}
     assert shares["p-fc"].flavor_ids == ("f1", "f2")
     assert shares["p-ops"].flavor_ids == ("f1",)
@@ -77,7 +79,9 @@ def test_images_marketplace_only_and_visibility(tmp_path: Path) -> None:
         "x86_64",
         "2024.1",
     )
-    assert pub.description == "Ubuntu title" and pub.disk_size == 3 and pub.min_ram == 1024
+    assert pub.description == "Ubuntu title"
+    assert pub.disk_size == 3
+    assert pub.min_ram == 1024
     assert dict(pub.other_info) == {"base_mpuri": "https://base/1"}
     assert any("i-comm" in w and "not JSON" in w for w in report.warnings)
     assert report.counts["images_skipped_no_marketplace"] == 1
@@ -86,7 +90,8 @@ def test_images_marketplace_only_and_visibility(tmp_path: Path) -> None:
 def test_all_images_publishes_own_private_snapshot_only_to_owner(tmp_path: Path) -> None:
     site, _ = _collect(tmp_path, publish_all_images=True)
     shares = {s.project_id: s for s in site.shares}
-    assert "i-snap" in shares["p-ops"].image_ids and "i-snap" not in shares["p-fc"].image_ids
+    assert "i-snap" in shares["p-ops"].image_ids
+    assert "i-snap" not in shares["p-fc"].image_ids
     assert "i-priv-other" not in {i.id for i in site.images}
 
 
@@ -122,8 +127,10 @@ def test_one_failing_project_call_is_reported(tmp_path: Path) -> None:
     src.fail.add(("quotas", "p-ops"))
     site, report = _collect(tmp_path, src)
     ops = next(s for s in site.shares if s.vo == "ops")
-    assert ops.max_instances is None and ops.total == 5
-    assert len(report.errors) == 1 and "quotas of p-ops" in report.errors[0]
+    assert ops.max_instances is None
+    assert ops.total == 5
+    assert len(report.errors) == 1
+    assert "quotas of p-ops" in report.errors[0]
 
 
 def test_timeout(tmp_path: Path) -> None:
