@@ -129,19 +129,19 @@ class Extractor:
                 or checkpoints.get(target.id)
                 or (end - timedelta(days=self.acct.first_run_window_days))
             )
-            if start > end:
-                report.error(
-                    f"project {target.id}: window start {iso(start)} is after its end {iso(end)}"
-                )
-                failed.append(target.id)
-                transient = False
-                continue
             if target.id in checkpoints and end < checkpoints[target.id]:
                 report.warn(
                     f"project {target.id}: window end {iso(end)} is before its checkpoint "
                     f"{iso(checkpoints[target.id])}; skipped so that no older snapshot is "
                     "sent after a newer one"
                 )
+                continue
+            if start > end:
+                report.error(
+                    f"project {target.id}: window start {iso(start)} is after its end {iso(end)}"
+                )
+                failed.append(target.id)
+                transient = False
                 continue
             try:
                 batch = self._extract(target, start, end, lookups, report)

@@ -2,7 +2,8 @@
 
 Actions that stop a server from running: ``stop`` (SHUTOFF; optional, see
 ``shutoff_is_suspended``), ``suspend``, ``pause``, ``shelve`` and ``shelveOffload``;
-actions that bring it back: ``start``, ``resume``, ``unpause``, ``unshelve``. Every
+the action that brings it back from each state: ``start``, ``resume``, ``unpause``,
+``unshelve`` (a stopped or suspended server may also be shelved). Every
 other action (reboot, resize, rebuild, ...) leaves the server running. Values are
 cumulative from the server's creation up to the end of the window (or its
 termination when earlier); only actions up to that horizon count, so re-running
@@ -24,7 +25,8 @@ OFF = {
     "shelve": "shelved",
     "shelveOffload": "shelved",
 }
-ON = {"start", "resume", "unpause", "unshelve"}
+# the action that ends each state (Nova refuses the others, e.g. ``start`` of a shelved server)
+ON = {"stopped": "start", "suspended": "resume", "paused": "unpause", "shelved": "unshelve"}
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,16 @@ def usage(
     for act in sorted(actions, key=lambda a: (a.time, a.name)):
         if act.time < created or act.time > horizon:
             continue
-        new = OFF.get(act.name) or ("running" if act.name in ON else state)
-        if new == state or (state == "shelved" and new != "running"):
-            continue  # e.g. shelveOffload after shelve, or start of a running server
+        if state == "running":
+            new = OFF.get(act.name, state)
+        elif act.name == ON[state]:
+            new = "running"
+        elif act.name in ("shelve", "shelveOffload") and state != "shelved":
+            new = "shelved"  # a stopped or suspended server can be shelved
+        else:
+            continue  # e.g. shelveOffload after shelve, start of a shelved server, reboot
+        if new == state:
+            continue
         seconds = epoch(act.time) - epoch(since)  # whole epochs: the parts add up exactly
         if _counts_as_running(state, shutoff_is_suspended):
             wall += seconds

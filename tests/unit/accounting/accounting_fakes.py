@@ -24,24 +24,54 @@ T0 = datetime(2024, 5, 1, 0, 0, 0, tzinfo=UTC)
 END = datetime(2024, 5, 11, 0, 0, 0, tzinfo=UTC)
 P1 = "1" * 32
 P2 = "2" * 32
-SMALL = Flavor("f-small", "m1.small", 2, 2048, 20, 0,
-               {"accounting:benchmark_type": "HEPSPEC", "accounting:benchmark_value": "10.5"})
+SMALL = Flavor(
+    "f-small",
+    "m1.small",
+    2,
+    2048,
+    20,
+    0,
+    {"accounting:benchmark_type": "HEPSPEC", "accounting:benchmark_value": "10.5"},
+)
 LARGE = Flavor("f-large", "m1.large", 8, 16384, 80, 20, {})
-GPU = Flavor("f-gpu", "g1.gpu", 4, 8192, 40, 0, {"Accelerator:Number": "2", "Accelerator:Model": "A100",
-                                                 "Accelerator:Vendor": "NVIDIA"})
+GPU = Flavor(
+    "f-gpu",
+    "g1.gpu",
+    4,
+    8192,
+    40,
+    0,
+    {"Accelerator:Number": "2", "Accelerator:Model": "A100", "Accelerator:Vendor": "NVIDIA"},
+)
 
 
 def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
-def server(sid: str, project: str = P1, *, name: str | None = None, created: float = 0,
-           terminated: float | None = None, flavor: Flavor | None = SMALL, flavor_ref: str | None = None,
-           status: str = "ACTIVE", image: str | None = "img-1") -> Server:
+def server(
+    sid: str,
+    project: str = P1,
+    *,
+    name: str | None = None,
+    created: float = 0,
+    terminated: float | None = None,
+    flavor: Flavor | None = SMALL,
+    flavor_ref: str | None = None,
+    status: str = "ACTIVE",
+    image: str | None = "img-1",
+) -> Server:
     return Server(
-        id=sid, name=name if name is not None else f"vm-{sid}", project_id=project, user_id="u1",
-        status=status, created=at(created), terminated=at(terminated) if terminated is not None else None,
-        image_id=image, flavor=flavor, flavor_ref=flavor_ref or (flavor.name if flavor else None),
+        id=sid,
+        name=name if name is not None else f"vm-{sid}",
+        project_id=project,
+        user_id="u1",
+        status=status,
+        created=at(created),
+        terminated=at(terminated) if terminated is not None else None,
+        image_id=image,
+        flavor=flavor,
+        flavor_ref=flavor_ref or (flavor.name if flavor else None),
     )
 
 
@@ -53,15 +83,21 @@ class FakeSource:
     volumes_by_project: dict[str, list[Volume]] = field(default_factory=dict)
     project_list: list[Project] = field(default_factory=list)
     flavor_list: list[Flavor] = field(default_factory=lambda: [SMALL, LARGE, GPU])
-    image_list: list[Image] = field(default_factory=lambda: [
-        Image("img-1", "ubuntu", "https://marketplace.example.org/ubuntu-22.04"), Image("img-2", "plain")])
+    image_list: list[Image] = field(
+        default_factory=lambda: [
+            Image("img-1", "ubuntu", "https://marketplace.example.org/ubuntu-22.04"),
+            Image("img-2", "plain"),
+        ]
+    )
     users: dict[str, str] = field(default_factory=lambda: {"u1": "alice"})
     failing_projects: set[str] = field(default_factory=set)
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def _fail(self, project: str) -> None:
         if project in self.failing_projects:
-            raise UsageSourceError(f"nova servers.list (project {project}): ConnectFailure: refused")
+            raise UsageSourceError(
+                f"nova servers.list (project {project}): ConnectFailure: refused"
+            )
 
     def projects(self) -> Sequence[Project]:
         return self.project_list or [Project(p, f"name-{p[:4]}") for p in self.servers_by_project]
@@ -78,8 +114,11 @@ class FakeSource:
     def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
         self.calls.append(("servers", (project_id, deleted_since)))
         self._fail(project_id)
-        return [s for s in self.servers_by_project.get(project_id, [])
-                if s.terminated is None or s.terminated >= deleted_since]
+        return [
+            s
+            for s in self.servers_by_project.get(project_id, [])
+            if s.terminated is None or s.terminated >= deleted_since
+        ]
 
     def actions(self, server_id: str) -> Sequence[Action]:
         return list(self.actions_by_server.get(server_id, []))
@@ -92,12 +131,14 @@ class FakeSource:
 
 
 def make_config(tmp: Path, **accounting: Any) -> AppConfig:
-    return AppConfig.model_validate({
-        "site": {"name": "TEST-SITE", "service_name": "https://cloud.example.org:5000/v3"},
-        "vos": {"ops": {"projects": [P1]}, "fedcloud.egi.eu": {"projects": [P2]}},
-        "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
-        "accounting": accounting,
-    })
+    return AppConfig.model_validate(
+        {
+            "site": {"name": "TEST-SITE", "service_name": "https://cloud.example.org:5000/v3"},
+            "vos": {"ops": {"projects": [P1]}, "fedcloud.egi.eu": {"projects": [P2]}},
+            "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
+            "accounting": accounting,
+        }
+    )
 
 
 class MemoryWriter:
@@ -128,11 +169,18 @@ def standard_source() -> FakeSource:
             "a-run": [Action("create", at(0)), Action("reboot", at(3))],
             "b-stop": [Action("create", at(10)), Action("stop", at(20)), Action("start", at(30))],
             "c-del": [Action("create", at(20)), Action("delete", at(50))],
-            "d-shelve": [Action("create", at(30)), Action("shelve", at(40)),
-                         Action("shelveOffload", at(40.5))],
+            "d-shelve": [
+                Action("create", at(30)),
+                Action("shelve", at(40)),
+                Action("shelveOffload", at(40.5)),
+            ],
         },
-        ips_by_project={P1: [FloatingIP("fip-1", "192.0.2.10", P1, "port-1", "a-run"),
-                             FloatingIP("fip-2", "2001:db8::10", P1, "port-2", "a-run"),
-                             FloatingIP("fip-3", "192.0.2.11", P1, None, None)]},
+        ips_by_project={
+            P1: [
+                FloatingIP("fip-1", "192.0.2.10", P1, "port-1", "a-run"),
+                FloatingIP("fip-2", "2001:db8::10", P1, "port-2", "a-run"),
+                FloatingIP("fip-3", "192.0.2.11", P1, None, None),
+            ]
+        },
         volumes_by_project={P1: [Volume("vol-1", "data", P1, "u1", 10, at(1), "in-use")]},
     )
