@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from support.imageserver import ImageServer
 from support.images_pki import ImagesPki, make_images_pki
+from support.imageserver import ImageServer
 
 
 class _Images:

@@ -14,8 +14,8 @@ from fedcloud_images.glance import GlanceImages
 from fedcloud_images.sources.hepix import HepixSource
 from fedcloud_images.sources.http import make_session
 from fedcloud_images.sync import ImageSync, SyncDeps
-from support.imageserver import ImageServer
 from support.images_pki import ImagesPki, image_desc, make_disk, signed_list
+from support.imageserver import ImageServer
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from images_world import PROJECT, World
 
 from fedcloud_images.cache import convert
-
-from images_world import PROJECT, World
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +52,8 @@ def test_first_run_creates_images_with_the_spec_properties(world: World) -> None
     assert a["vmcatcher_event_dc_title"] == "Image img-a"
     assert a["vmcatcher_event_dc_description"] == "test image img-a"
     assert a["vmcatcher_event_ad_mpuri"] == "https://appdb.example/store/vo/image/img-a:1/"
-    assert a["image_hash"].startswith("sha512:") and len(a["image_hash"]) == 7 + 128
+    assert a["image_hash"].startswith("sha512:")
+    assert len(a["image_hash"]) == 7 + 128
     attrs = json.loads(a["APPLIANCE_ATTRIBUTES"])
     assert attrs["dc:identifier"] == "img-a"
     assert attrs["hv:format"] == "QCOW2"
