@@ -38,7 +38,8 @@ def test_caso_conf_site_queue_mapping_and_no_secrets():
     assert set(frag["vos"]) == {"ops", "vo.access.egi.eu"}
     assert frag["x-unmapped-projects"] == ["99999999999999999999999999999999"]
     entry = frag["x-clouds-yaml"]["clouds"]["fedcloud"]
-    assert entry["auth"]["username"] == "accounting" and "password" not in entry["auth"]
+    assert entry["auth"]["username"] == "accounting"
+    assert "password" not in entry["auth"]
     assert entry["x-secrets-not-copied"] == ["password"]
     assert "s3cr3t" not in repr(frag)
 
@@ -51,7 +52,9 @@ def test_import_legacy_cli_output_validates_and_holds_no_secret(tmp_path, capsys
     doc = yaml.safe_load(text)
     assert (
         doc["site"]["name"] == "EXAMPLE-CLOUD"
-        and doc["accounting"]["queues"]["cloud"] == "openstack"
+    )
+    assert (
+        doc["accounting"]["queues"]["cloud"] == "openstack"
     )
     assert "x-unmapped-projects" in text  # shown to the operator as a comment
 
