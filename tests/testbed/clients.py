@@ -42,7 +42,7 @@ class Clients:
     """Service clients sharing one session (built lazily)."""
 
     sess: Any
-    nova_version: str = "2.latest"
+    nova_version: str = "2.96"
     _extra: dict = field(default_factory=dict)
 
     @cached_property
