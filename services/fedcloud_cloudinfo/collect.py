@@ -327,13 +327,17 @@ def _flavor(rf: RawFlavor, report: RunReport) -> Flavor:
             model=lower.get("accelerator:model") or None,
             memory=_int(memory, f"flavor {rf.id} Accelerator:Memory", report) if memory else None,
         )
-    benchmarks = tuple(
-        sorted(
-            (k.split(":", 1)[1].strip().lower(), v)
-            for k, v in specs.items()
-            if k.lower().startswith("benchmark:") and k.split(":", 1)[1].strip() and v
+    found = {
+        k.split(":", 1)[1].strip().lower(): v
+        for k, v in specs.items()
+        if k.lower().startswith("benchmark:") and k.split(":", 1)[1].strip() and v
+    }
+    # the accounting convention (cASO): accounting:benchmark_type / accounting:benchmark_value
+    if lower.get("accounting:benchmark_type") and lower.get("accounting:benchmark_value"):
+        found.setdefault(
+            lower["accounting:benchmark_type"].lower(), lower["accounting:benchmark_value"]
         )
-    )
+    benchmarks = tuple(sorted(found.items()))
     return Flavor(
         id=rf.id,
         name=rf.name,

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cloudinfo_slapd import ScratchSlapd
 
-import fedcloud_cloudinfo
-
-GLUE21_SCHEMA = Path(fedcloud_cloudinfo.__file__).parent / "GLUE21-cloud.schema"
+from fedcloud_cloudinfo import GLUE21_SCHEMA
 
 
 @pytest.fixture(scope="session")
