@@ -26,16 +26,6 @@ class MessageFormat:
     def render(self, chunks: Sequence[str]) -> str:
         return self.prefix + self.separator.join(chunks) + self.suffix
 
-    def size(self, chunk_sizes: Sequence[int]) -> int:
-        """Byte size of the message made of chunks of these (ASCII) sizes."""
-        n = len(chunk_sizes)
-        return (
-            len(self.prefix)
-            + len(self.suffix)
-            + sum(chunk_sizes)
-            + len(self.separator) * max(n - 1, 0)
-        )
-
 
 def _json_format(kind: str, type_: str, version: str) -> MessageFormat:
     # keys sorted: Type, UsageRecords, Version

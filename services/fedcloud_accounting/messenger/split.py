@@ -1,4 +1,8 @@
-"""Split records into messages by record count AND by size (so signed+base64 stays < 1 MB)."""
+"""Split records into messages by record count AND by size (so signed+base64 stays < 1 MB).
+
+The size counted is the body's size once S/MIME canonicalises it for signing (every LF
+becomes CRLF): short lines grow by up to a third, so counting bytes alone is not enough.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ class RecordTooLarge(ValueError):
     """One record alone does not fit in a message of the maximum size."""
 
 
+def signed_size(text: str) -> int:
+    """Bytes of ``text`` after S/MIME text canonicalisation (LF -> CRLF)."""
+    return len(text.encode("utf-8")) + text.count("\n")
+
+
 def split(
     fmt: MessageFormat, chunks: Sequence[str], *, max_records: int, max_bytes: int
 ) -> list[Message]:
@@ -27,17 +36,19 @@ def split(
         raise ValueError("max_records must be at least 1")
     messages: list[Message] = []
     batch: list[str] = []
-    size = len(fmt.prefix) + len(fmt.suffix)
+    frame = signed_size(fmt.prefix) + signed_size(fmt.suffix)
+    sep = signed_size(fmt.separator)
+    size = frame
     for chunk in chunks:
-        data_len = len(chunk.encode("utf-8"))
-        if len(fmt.prefix) + len(fmt.suffix) + data_len > max_bytes:
+        data_len = signed_size(chunk)
+        if frame + data_len > max_bytes:
             raise RecordTooLarge(
                 f"a {fmt.kind} record of {data_len} bytes exceeds {max_bytes} bytes"
             )
-        extra = data_len + (len(fmt.separator) if batch else 0)
+        extra = data_len + (sep if batch else 0)
         if batch and (len(batch) >= max_records or size + extra > max_bytes):
             messages.append(Message(fmt.kind, fmt.render(batch).encode("utf-8"), len(batch)))
-            batch, size = [], len(fmt.prefix) + len(fmt.suffix)
+            batch, size = [], frame
             extra = data_len
         batch.append(chunk)
         size += extra

@@ -8,9 +8,9 @@ from pydantic import Field, field_validator
 
 from .base import Section
 
-# S/MIME clear-signing turns each LF into CRLF (a record line is ~26 bytes: +4 %) and adds a
-# few KiB (headers, PKCS#7 signature, certificate chain); base64 with 76-character lines grows
-# the result by 4/3 x 77/76. A body of at most 680 000 bytes stays under the 1 MB AMS limit.
+# Message size is counted as S/MIME will sign it (LF -> CRLF). Signing adds a few KiB
+# (headers, PKCS#7 signature, certificate chain); base64 with 76-character lines grows the
+# result by 4/3 x 77/76. A body of at most 680 000 such bytes stays under the 1 MB AMS limit.
 MAX_BODY_BYTES = 680_000
 
 
@@ -43,7 +43,7 @@ class AccountingConfig(Section):
         650_000,
         ge=10_000,
         le=MAX_BODY_BYTES,
-        description="max message body size before signing (signed+base64 stays < 1 MB)",
+        description="max message size in bytes as signed (newlines count twice); signed+base64 stays < 1 MB",
     )
     storage_records: bool = Field(True, description="also extract StAR storage records for volumes")
     ip_records: bool = Field(False, description="public-IP records (not accepted by released APEL)")

@@ -50,12 +50,8 @@ def test_import_legacy_cli_output_validates_and_holds_no_secret(tmp_path, capsys
     text = out.read_text()
     assert "s3cr3t" not in text
     doc = yaml.safe_load(text)
-    assert (
-        doc["site"]["name"] == "EXAMPLE-CLOUD"
-    )
-    assert (
-        doc["accounting"]["queues"]["cloud"] == "openstack"
-    )
+    assert doc["site"]["name"] == "EXAMPLE-CLOUD"
+    assert doc["accounting"]["queues"]["cloud"] == "openstack"
     assert "x-unmapped-projects" in text  # shown to the operator as a comment
 
 
