@@ -212,9 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--network", help="'host' or a Docker network name (default: the engine's bridge)"
     )
     p.add_argument("--timeout", type=float, help="stop the container after SECONDS (default: 6 h)")
-    p.add_argument(
-        "job_args", nargs=argparse.REMAINDER, help="after '--': extra job options (e.g. --dry-run)"
-    )
+    p.add_argument("job_args", nargs="*", help="after --: extra job options (e.g. -- --dry-run)")
     _common(p)
     p.set_defaults(handler=cmd_run_container)
     p = add("scheduler", help="run every job on its configured interval (the long-running service)")

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from . import registry
 
 #: grace added to 2 x interval before a job counts as overdue (slow runs, jitter)
 OVERDUE_GRACE = 300
-LDAP_TIMEOUT = 5.0
+LDAP_TIMEOUT = 5  # seconds; ldap3 needs an int for receive_timeout
 LDAP_SIZE_LIMIT = 50000
 _DIRQ_INTERM = re.compile(r"^[0-9a-f]{8}$")
 
@@ -108,7 +109,8 @@ def ldap_probe(target: BdiiTarget) -> BdiiProbe:
         conn = ldap3.Connection(
             server, auto_bind=True, receive_timeout=LDAP_TIMEOUT, read_only=True
         )
-    except LDAPException as exc:
+    except (LDAPException, OSError, ValueError, struct.error) as exc:
+        # ldap3 reports an unresolvable host as struct.error; any of these means "no answer"
         return BdiiProbe(answered=False, error=f"no answer from {target.url}: {exc}")
     try:
         gen = conn.extend.standard.paged_search(
@@ -348,6 +350,8 @@ def bdii_summary(b: dict[str, Any]) -> str:
         return b["error"] or "no answer"
     if b["error"]:
         return b["error"]
+    if not b["entries"]:
+        return f"answers, but nothing under {b['base']}"
     return f"{b['entries']} entries, newest change {human_age(b['age_seconds'])} ago" + (
         "" if b["fresh"] else " (stale)"
     )
