@@ -1,18 +1,202 @@
-"""Job wiring of the site BDII service (stub until it lands)."""
+"""The site-bdii job: resource BDIIs + static site info -> the site slapd, base GLUE2DomainID=<SITE>,o=glue.
+
+Each cycle queries every configured resource BDII (anonymous LDAP, timeouts),
+re-homes its entries from ``GLUE2GroupID=resource,o=glue`` to
+``GLUE2GroupID=resource,GLUE2DomainID=<SITE>,o=glue`` (every class, images
+included), adds the domain, location, contacts and this BDII's own ``bdii_site``
+endpoint, and syncs the site slapd through the shared updater (zero writes when
+nothing changed). A resource BDII that does not answer keeps its last data for
+``site_bdii.keep_missing_for`` seconds with endpoint health ``unknown``; after that
+its entries are dropped.
+"""
 
 from __future__ import annotations
 
-from fedcloud_core.errors import PermanentError
+import argparse
+import logging
+import socket
+from pathlib import Path
+
+from fedcloud_core.bdii import dn as dnlib
+from fedcloud_core.bdii import infosys
+from fedcloud_core.bdii.ldap import LdapUrl
+from fedcloud_core.bdii.service import Target, read_password, supervised_slapd
+from fedcloud_core.bdii.slapd import SlapdSettings
+from fedcloud_core.bdii.sync import LdapTree, plan_sync, sync
+from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
-from fedcloud_core.report import RunReport
+from fedcloud_core.ldif import Entry
+from fedcloud_core.report import RunReport, utcnow
+
+from . import source, tree
+
+log = logging.getLogger(__name__)
+
+JOB_KEY = "site-bdii"
+SUFFIX = tree.SUFFIX
 
 
-def _not_yet(ctx: JobContext) -> RunReport:
-    raise PermanentError("not implemented yet")
+def data_dir(cfg: AppConfig) -> Path:
+    return cfg.site_bdii.resolved_data_dir(cfg.paths.state_dir)
+
+
+def slapd_settings(cfg: AppConfig) -> SlapdSettings:
+    s = cfg.site_bdii
+    return SlapdSettings(
+        role="site BDII",
+        host=s.host,
+        port=s.port,
+        data_dir=data_dir(cfg) / "slapd",
+        maxsize_mb=s.maxsize_mb,
+        loglevel=s.log_level,
+    )
+
+
+def public_hostname(cfg: AppConfig) -> str:
+    return cfg.site_bdii.public_hostname or socket.getfqdn()
+
+
+def build_tree(
+    cfg: AppConfig, results: list[source.SourceResult], report: RunReport
+) -> list[Entry]:
+    """The whole wanted o=glue tree from the sources' results."""
+    site = cfg.site.name
+    wanted = tree.static_entries(cfg.site)
+    wanted += tree.bdii_site_entries(
+        cfg.site, public_hostname(cfg), cfg.site_bdii.public_port, quality=cfg.site.production_level
+    )
+    seen = {dnlib.normalize(e.dn) for e in wanted}
+    for r in results:
+        if r.state is source.SourceState.DROPPED:
+            continue
+        moved, _skipped = tree.rehome(r.entries, site, r.base)
+        if r.state is source.SourceState.KEPT:
+            moved = tree.mark_unknown(moved)
+        dup = 0
+        for e in moved:
+            key = dnlib.normalize(e.dn)
+            if key in seen:
+                dup += 1
+                continue
+            seen.add(key)
+            wanted.append(e)
+        if dup:
+            report.warn(f"{r.url}: {dup} entries already published by another source (first kept)")
+        report.count("resource_entries", len(moved) - dup)
+        for other in sorted(tree.foreign_domains(moved, site)):
+            report.warn(f"{r.url}: services name admin domain {other!r}, not the site {site!r}")
+    return wanted
+
+
+def _target(ctx: JobContext, report: RunReport) -> Target:
+    cfg = ctx.config
+    if ctx.option("with_slapd"):
+        slapd, started = supervised_slapd(slapd_settings(cfg))
+        if started:
+            report.count("slapd_starts")
+        assert slapd.password is not None
+        return Target(url=slapd.url, password=slapd.password)
+    url = ctx.option("ldap_url") or f"ldap://{cfg.site_bdii.host}:{cfg.site_bdii.port}"
+    try:
+        LdapUrl.parse(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="--ldap-url") from None
+    return Target(url=url, password=read_password(data_dir(cfg) / "slapd" / "run" / "rootpw"))
+
+
+def run(ctx: JobContext) -> RunReport:
+    cfg = ctx.config
+    report = RunReport(job=JOB_KEY, dry_run=ctx.dry_run)
+    fetch = ctx.deps.get("fetch") or source.ldap_fetch
+    results = []
+    for url in cfg.site_bdii.resource_bdiis:
+        r = source.query(
+            url,
+            cache_dir=data_dir(cfg) / "cache",
+            keep_for=cfg.site_bdii.keep_missing_for,
+            timeout=cfg.site_bdii.timeout,
+            fetch=fetch,
+        )
+        results.append(r)
+        report.count(f"sources_{r.state.value}")
+        if r.state is source.SourceState.KEPT:
+            report.warn(
+                f"{r.problem}; last data kept ({r.silent_for:.0f}s old), endpoints marked unknown"
+            )
+        elif r.problem:
+            report.error(r.problem)
+    report.details["sources"] = {r.url: r.state.value for r in results}
+    wanted = build_tree(cfg, results, report)
+
+    trees: dict[str, LdapTree] = dict(ctx.deps.get("trees") or {})
+    own = not trees
+    if own:
+        target = _target(ctx, report)
+        trees[SUFFIX] = target.tree(SUFFIX, timeout=cfg.site_bdii.timeout)
+        if cfg.site_bdii.grid_compat:
+            trees["o=grid"] = target.tree("o=grid", timeout=cfg.site_bdii.timeout)
+        trees[infosys.BASE] = target.tree(infosys.BASE, timeout=cfg.site_bdii.timeout)
+    try:
+        glue = trees[SUFFIX]
+        if ctx.dry_run:
+            plan = plan_sync(glue.read(SUFFIX), wanted, base=SUFFIX)
+            report.counts.update(
+                would_add=len(plan.adds),
+                would_modify=len(plan.modifies),
+                would_delete=len(plan.deletes),
+                unchanged=plan.unchanged,
+            )
+            return report
+        res = sync(glue, SUFFIX, wanted)
+        report.counts.update(res.counts())
+        for f in res.failures:
+            report.error(str(f))
+        if "o=grid" in trees:
+            for f in sync(trees["o=grid"], "o=grid", tree.grid_entries(cfg.site.name)).failures:
+                report.error(str(f))
+        if infosys.BASE in trees:
+            last = infosys.previous_value(trees[infosys.BASE], JOB_KEY, "last-change")
+            if res.writes or last is None:
+                last = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
+            figures = {
+                "entries": res.entries,
+                "failed": res.failed,
+                "last-change": last,
+                **{f"sources-{r.url}": r.state.value for r in results},
+            }
+            for f in infosys.publish(trees[infosys.BASE], JOB_KEY, figures).failures:
+                report.error(f"o=infosys: {f}")
+    finally:
+        if own:
+            for t in trees.values():
+                close = getattr(t, "close", None)
+                if close:
+                    close()
+    return report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--with-slapd",
+        action="store_true",
+        help="start and supervise an own slapd from the template, then keep it updated",
+    )
+    p.add_argument(
+        "--ldap-url",
+        metavar="URL",
+        help="site slapd to update (default: ldap://<site_bdii.host>:<site_bdii.port>)",
+    )
 
 
 JOBS = [
-    JobSpec(name="site-bdii", help="aggregate the resource BDIIs into the site BDII", run=_not_yet,
-            interval=lambda c: c.scheduler.site_bdii),
+    JobSpec(
+        name="site-bdii",
+        help="aggregate the resource BDIIs into the site BDII",
+        run=run,
+        add_arguments=add_arguments,
+        interval=lambda c: c.scheduler.site_bdii,
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    ),
 ]
 TOOLS: list = []

@@ -6,6 +6,7 @@ Every write goes through :class:`Ldap3Tree`, which counts the operations it send
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -73,11 +74,24 @@ def connect(
     try:
         ok = conn.bind()
     except LDAPException as exc:
+        _close(conn)
         raise LdapUnavailable(f"{u.server_url}: cannot connect: {exc}") from None
     if not ok:
         desc = conn.result.get("description") if conn.result else "no answer"
+        _close(conn)
         raise LdapUnavailable(f"{u.server_url}: bind failed: {desc}")
     return conn
+
+
+def _close(conn: ldap3.Connection) -> None:
+    try:
+        conn.unbind()
+    except LDAPException as exc:
+        log.debug("unbind failed: %s", exc)
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def read_tree(conn: ldap3.Connection, base: str, *, page_size: int = 1000) -> list[Entry]:
@@ -153,7 +167,4 @@ class Ldap3Tree:
         return self.ops["add"] + self.ops["modify"] + self.ops["delete"]
 
     def close(self) -> None:
-        try:
-            self.conn.unbind()
-        except LDAPException as exc:
-            log.debug("unbind failed: %s", exc)
+        _close(self.conn)

@@ -15,11 +15,13 @@ in memory and in ``run/rootpw``; it is never logged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -171,8 +173,8 @@ def render_config(settings: SlapdSettings, rootpw_hash: str) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(tdir)),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=True,  # noqa: S701 - slapd.conf, not HTML
+        autoescape=False,  # noqa: S701 - slapd.conf, not HTML
+        keep_trailing_newline=True,
     )
     dbs = [
         {
@@ -278,15 +280,23 @@ class Slapd:
                     f"exited during start-up (code {code}): {self.log_tail()}", returncode=code
                 )
             try:
-                server = ldap3.Server(self.url, connect_timeout=1, get_info=ldap3.NONE)
-                conn = ldap3.Connection(server, receive_timeout=2, raise_exceptions=False)
+                with socket.create_connection((self.settings.host, self.settings.port), timeout=1):
+                    pass
+            except OSError as exc:
+                last = str(exc)
+                time.sleep(0.1)
+                continue
+            server = ldap3.Server(self.url, connect_timeout=1, get_info=ldap3.NONE)
+            conn = ldap3.Connection(server, receive_timeout=2, raise_exceptions=False)
+            try:
                 if conn.bind() and conn.search("", "(objectClass=*)", search_scope=ldap3.BASE):
-                    conn.unbind()
                     return
                 last = str((conn.result or {}).get("description", "no answer"))
-                conn.unbind()
             except LDAPException as exc:
                 last = str(exc)
+            finally:
+                with contextlib.suppress(LDAPException):
+                    conn.unbind()
             time.sleep(0.1)
         raise SlapdError(
             f"not answering on {self.url} after {self.settings.start_timeout:.0f}s: {last}"

@@ -1,0 +1,113 @@
+"""Resource BDIIs as sources: query over LDAP (anonymous, timeouts), keep the last good answer.
+
+The last good answer of each resource BDII is cached as LDIF in
+``<data_dir>/cache/<host>_<port>.ldif``; the file's mtime is the time of that
+answer, so the bounded keep time survives a restart of the site BDII.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from fedcloud_core.bdii import dn as dnlib
+from fedcloud_core.bdii.errors import BdiiError
+from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree
+from fedcloud_core.files import atomic_write
+from fedcloud_core.ldif import Entry, LdifError, parse, render
+
+from .tree import RESOURCE_BASE
+
+log = logging.getLogger(__name__)
+
+Fetcher = Callable[[LdapUrl, str, int], list[Entry]]
+
+
+class SourceState(StrEnum):
+    OK = "ok"
+    KEPT = "kept"  # silent, last data kept (endpoints: unknown)
+    DROPPED = "dropped"  # silent for longer than allowed, or never answered
+
+
+@dataclass
+class SourceResult:
+    url: str
+    state: SourceState
+    base: str = RESOURCE_BASE
+    entries: list[Entry] = field(default_factory=list)
+    problem: str | None = None
+    silent_for: float | None = None
+
+
+def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> list[Entry]:
+    conn = connect(url.server_url, timeout=timeout)
+    try:
+        return read_tree(conn, base)
+    finally:
+        conn.unbind()
+
+
+def source_base(url: LdapUrl) -> str:
+    """The base to read: the URL's if it names a subtree of o=glue, else the resource group."""
+    try:
+        if url.base and dnlib.is_under(url.base, "o=glue") and dnlib.depth(url.base) > 1:
+            return url.base
+    except dnlib.DnError:
+        pass
+    return RESOURCE_BASE
+
+
+def cache_path(cache_dir: Path, url: LdapUrl) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{url.host}_{url.port}_{url.base or ''}").strip("_")
+    return cache_dir / f"{slug}.ldif"
+
+
+def query(
+    url_text: str,
+    *,
+    cache_dir: Path,
+    keep_for: float,
+    timeout: int,
+    fetch: Fetcher = ldap_fetch,
+    now: float | None = None,
+) -> SourceResult:
+    """Ask one resource BDII; on silence fall back to its cached answer while it is young enough."""
+    url = LdapUrl.parse(url_text)
+    base = source_base(url)
+    cache = cache_path(cache_dir, url)
+    problem: str
+    try:
+        entries = fetch(url, base, timeout)
+        below = [e for e in entries if dnlib.normalize(e.dn) != dnlib.normalize(base)]
+        if below:
+            atomic_write(cache, render(entries))
+            return SourceResult(url_text, SourceState.OK, base, entries)
+        problem = f"{url}: answered with no entries below {base}"
+    except (BdiiError, OSError) as exc:
+        problem = f"{url}: {exc}"
+    t = time.time() if now is None else now
+    try:
+        age = max(0.0, t - cache.stat().st_mtime)
+        cached = parse(cache.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return SourceResult(
+            url_text, SourceState.DROPPED, base, problem=f"{problem}; no earlier data"
+        )
+    except (OSError, LdifError, UnicodeDecodeError) as exc:
+        return SourceResult(
+            url_text, SourceState.DROPPED, base, problem=f"{problem}; cache unreadable: {exc}"
+        )
+    if age <= keep_for:
+        return SourceResult(url_text, SourceState.KEPT, base, cached, problem, age)
+    return SourceResult(
+        url_text,
+        SourceState.DROPPED,
+        base,
+        problem=f"{problem}; last answer {age:.0f}s ago (kept at most {keep_for:.0f}s): its data is dropped",
+        silent_for=age,
+    )
