@@ -1,8 +1,8 @@
 """Which projects are accounted, and for which VO.
 
 The config's ``vos`` maps VOs to project ids or names; optionally every Keystone
-project carrying a property (EGI convention ``egi.VO``) is added with the
-property's value as its VO. A configured project Keystone does not know, or a
+project carrying a property (EGI convention ``egi.VO``) or a tag with a prefix
+(``VO:ops``) is added with the property's value (the rest of the tag) as its VO. A configured project Keystone does not know, or a
 tagged project without a usable VO, is reported and skipped: the others go on.
 """
 
@@ -34,7 +34,7 @@ class Target:
 def resolve(config: AppConfig, source: UsageSource, report: RunReport) -> list[Target]:
     mapping = config.project_vo()
     prop = config.accounting.discover_vo_property
-    needs_keystone = bool(prop) or any(not _ID.match(k) for k in mapping)
+    needs_keystone = bool(prop or config.accounting.discover_vo_tag_prefix) or any(not _ID.match(k) for k in mapping)
     projects: Sequence[Project] | None
     try:
         projects = source.projects()
@@ -68,23 +68,35 @@ def resolve(config: AppConfig, source: UsageSource, report: RunReport) -> list[T
             targets[key] = Target(key, key, vo)
         elif projects is not None:
             report.error(f"vos.{vo}.projects: project {key!r} does not exist in Keystone; skipped")
-    if prop and projects is not None:
-        for p in projects:
-            if prop not in p.properties:
-                continue
-            vo = p.properties[prop].strip()
-            if p.id in targets:
-                if targets[p.id].vo != vo:
-                    report.warn(
-                        f"project {p.id} ({p.name}): Keystone says {prop}={vo!r}, the config "
-                        f"says {targets[p.id].vo!r}; the config wins"
-                    )
-                continue
-            if not vo or any(c in vo for c in "\n%") or not vo.isascii():
-                report.error(
-                    f"project {p.id} ({p.name}) has {prop}={vo!r}, which is not a usable VO "
-                    "name: the project is not accounted (unmapped)"
+    prefix = config.accounting.discover_vo_tag_prefix
+    for p in projects or ():
+        found = _discovered_vo(p, prop, prefix)
+        if found is None:
+            continue
+        how, vo = found
+        if p.id in targets:
+            if targets[p.id].vo != vo:
+                report.warn(
+                    f"project {p.id} ({p.name}): Keystone says {how}={vo!r}, the config "
+                    f"says {targets[p.id].vo!r}; the config wins"
                 )
-                continue
-            targets[p.id] = Target(p.id, p.name, vo)
+            continue
+        if not vo or any(c in vo for c in "\n%") or not vo.isascii():
+            report.error(
+                f"project {p.id} ({p.name}) has {how}={vo!r}, which is not a usable VO "
+                "name: the project is not accounted (unmapped)"
+            )
+            continue
+        targets[p.id] = Target(p.id, p.name, vo)
     return [targets[k] for k in sorted(targets)]
+
+
+def _discovered_vo(p: Project, prop: str | None, prefix: str | None) -> tuple[str, str] | None:
+    """(where it was found, VO) from the project's property or tag, if it has one."""
+    if prop and prop in p.properties:
+        return prop, p.properties[prop].strip()
+    if prefix:
+        for tag in p.tags:
+            if tag.startswith(prefix):
+                return f"tag {prefix}", tag[len(prefix) :].strip()
+    return None

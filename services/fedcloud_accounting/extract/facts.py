@@ -100,3 +100,4 @@ class Project:
     id: str
     name: str
     properties: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()

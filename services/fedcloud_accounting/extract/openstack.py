@@ -160,7 +160,12 @@ class OpenStackUsageSource:
                     k: str(v) for k, v in info.items() if k not in _PROJECT_FIELDS and v is not None
                 }
                 out.append(
-                    Project(id=str(info["id"]), name=str(info.get("name") or ""), properties=props)
+                    Project(
+                        id=str(info["id"]),
+                        name=str(info.get("name") or ""),
+                        properties=props,
+                        tags=tuple(str(t) for t in info.get("tags") or ()),
+                    )
                 )
             return out
 

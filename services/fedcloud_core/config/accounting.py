@@ -56,6 +56,12 @@ class AccountingConfig(Section):
         "e.g. 'egi.VO'; empty: only the projects listed in 'vos'",
         examples=["egi.VO"],
     )
+    discover_vo_tag_prefix: str | None = Field(
+        None,
+        description="also account every Keystone project with a tag '<prefix><VO>', e.g. prefix 'VO:' "
+        "and tag 'VO:ops'; empty: no tag discovery",
+        examples=["VO:"],
+    )
     shutoff_is_suspended: bool = Field(
         True,
         description="count time a server spent stopped (SHUTOFF), like suspended/shelved/paused time, "

@@ -264,3 +264,14 @@ def test_extract_window_arguments_are_utc():
     assert jobs.utc_time("2024-05-01T00:00:00Z") == at(0)
     with pytest.raises(argparse.ArgumentTypeError):
         jobs.utc_time("yesterday")
+
+
+def test_projects_discovered_by_keystone_tag(tmp_path):
+    src = standard_source()
+    src.project_list = [Project(P1, "ops-project"), Project(P2, "fc"),
+                        Project("5" * 32, "tagged", tags=("other", "VO:vo.tag.example"))]
+    src.servers_by_project["5" * 32] = [server("t-5", "5" * 32)]
+    writer = MemoryWriter()
+    ex, _ = extractor(tmp_path, src, writer, acct={"discover_vo_tag_prefix": "VO:"})
+    assert ex.run().exit_code == ExitCode.OK
+    assert {r["VMUUID"]: r["FQAN"] for r in cloud_records(writer)}["t-5"] == "vo.tag.example"
