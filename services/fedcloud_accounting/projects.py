@@ -34,7 +34,9 @@ class Target:
 def resolve(config: AppConfig, source: UsageSource, report: RunReport) -> list[Target]:
     mapping = config.project_vo()
     prop = config.accounting.discover_vo_property
-    needs_keystone = bool(prop or config.accounting.discover_vo_tag_prefix) or any(not _ID.match(k) for k in mapping)
+    needs_keystone = bool(prop or config.accounting.discover_vo_tag_prefix) or any(
+        not _ID.match(k) for k in mapping
+    )
     projects: Sequence[Project] | None
     try:
         projects = source.projects()

@@ -229,6 +229,7 @@ class Extractor:
                 self.source.actions(server.id),
                 end,
                 shutoff_is_suspended=self.acct.shutoff_is_suspended,
+                launched=server.launched is not None or server.status != "ERROR",
             )
             if use is None:
                 continue

@@ -65,6 +65,7 @@ class Server:
     status: str  # Nova status: ACTIVE, SHUTOFF, SUSPENDED, DELETED, ERROR, ...
     created: datetime
     terminated: datetime | None = None  # OS-SRV-USG:terminated_at
+    launched: datetime | None = None  # OS-SRV-USG:launched_at; None: never ran (e.g. ERROR at boot)
     updated: datetime | None = None
     image_id: str | None = None
     flavor: Flavor | None = None  # embedded flavor (microversion >= 2.47)

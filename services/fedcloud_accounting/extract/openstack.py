@@ -25,6 +25,7 @@ from .facts import Action, Flavor, FloatingIP, Image, Project, Server, Volume, p
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+NOVA_MICROVERSION = "2.61"
 RETRIES = 2  # bounded retries (keystoneauth backs off between them)
 PAGE = 1000
 MAX_PAGES = 10_000  # bound on pagination loops
@@ -98,6 +99,7 @@ def server_from_api(info: dict[str, Any]) -> Server:
         status=str(info.get("status") or "UNKNOWN").upper(),
         created=created,
         terminated=parse_time(info.get("OS-SRV-USG:terminated_at")),
+        launched=parse_time(info.get("OS-SRV-USG:launched_at")),
         updated=parse_time(info.get("updated")),
         image_id=str(image["id"]) if isinstance(image, dict) and image.get("id") else None,
         flavor=_flavor_from(flavor_info, embedded=True) if embedded else None,
@@ -110,6 +112,22 @@ class OpenStackUsageSource:
 
     def __init__(self, clients: OpenStackClients):
         self.clients = clients
+        self._nova: Any = None
+
+    @property
+    def nova(self) -> Any:
+        """Nova at microversion 2.61: embedded flavors (>= 2.47) with extra specs in lists."""
+        if self._nova is None:
+            from novaclient import client as nova_client
+
+            self._nova = nova_client.Client(
+                NOVA_MICROVERSION,
+                session=self.clients.session,
+                region_name=self.clients.region_name,
+                endpoint_type=self.clients.interface,
+                connect_retries=RETRIES,
+            )
+        return self._nova
 
     # ------------------------------------------------------------------ REST helpers
 
@@ -188,7 +206,7 @@ class OpenStackUsageSource:
         def fetch() -> list[Flavor]:
             return [
                 _flavor_from(f.to_dict(), embedded=False)
-                for f in self.clients.nova.flavors.list(is_public=None)
+                for f in self.nova.flavors.list(is_public=None)
             ]
 
         return _call("nova flavors.list", fetch)
@@ -210,7 +228,7 @@ class OpenStackUsageSource:
         return _call("glance images.list", fetch)
 
     def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
-        nova = self.clients.nova
+        nova = self.nova
         base = {"all_tenants": True, "project_id": project_id}
         since = deleted_since.strftime("%Y-%m-%dT%H:%M:%SZ")
         alive = _call(
@@ -233,7 +251,7 @@ class OpenStackUsageSource:
     def actions(self, server_id: str) -> Sequence[Action]:
         def fetch() -> list[Action]:
             out = []
-            for a in self.clients.nova.instance_action.list(server_id):
+            for a in self.nova.instance_action.list(server_id):
                 t = parse_time(getattr(a, "start_time", None))
                 if t is not None:
                     out.append(Action(name=str(a.action), time=t))

@@ -47,12 +47,18 @@ def usage(
     until: datetime,
     *,
     shutoff_is_suspended: bool = True,
+    launched: bool = True,
 ) -> Usage | None:
-    """Running/suspended seconds of a server; ``None`` when it did not exist before ``until``."""
+    """Running/suspended seconds of a server; ``None`` when it did not exist before ``until``.
+
+    A server that was never launched (it went to ERROR while building) used nothing.
+    """
     ended = terminated is not None and terminated <= until
     horizon = terminated if ended and terminated is not None else until
     if horizon < created:
         return None
+    if not launched:
+        return Usage(horizon=horizon, wall=0, suspended=0, state="running", ended=ended)
     state = "running"
     since = created  # start of the current state
     wall = suspended = 0

@@ -268,8 +268,11 @@ def test_extract_window_arguments_are_utc():
 
 def test_projects_discovered_by_keystone_tag(tmp_path):
     src = standard_source()
-    src.project_list = [Project(P1, "ops-project"), Project(P2, "fc"),
-                        Project("5" * 32, "tagged", tags=("other", "VO:vo.tag.example"))]
+    src.project_list = [
+        Project(P1, "ops-project"),
+        Project(P2, "fc"),
+        Project("5" * 32, "tagged", tags=("other", "VO:vo.tag.example")),
+    ]
     src.servers_by_project["5" * 32] = [server("t-5", "5" * 32)]
     writer = MemoryWriter()
     ex, _ = extractor(tmp_path, src, writer, acct={"discover_vo_tag_prefix": "VO:"})

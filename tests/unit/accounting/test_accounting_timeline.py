@@ -141,3 +141,8 @@ def test_records_do_not_depend_on_the_host_time_zone(madrid):
     assert parse_time("2024-05-01T00:00:00") == T0
     tz = timezone(timedelta(hours=2))
     assert epoch(datetime(2024, 5, 1, 2, 0, tzinfo=tz)) == epoch(T0)
+
+
+def test_server_that_never_launched_used_nothing():
+    u = usage(at(0), None, [Action("create", at(0))], at(10), launched=False)
+    assert (u.wall, u.suspended, u.ended) == (0, 0, False)
