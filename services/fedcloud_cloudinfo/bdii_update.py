@@ -94,7 +94,8 @@ def provider_ldif(snapshot: Snapshot) -> str:
 
 def slapd_settings(cfg: AppConfig) -> SlapdSettings:
     b = cfg.bdii
-    glue21 = glue21_schema_file()
+    shipped = Path(__file__).with_name("GLUE21-cloud.schema")  # cloud-info's GLUE 2.1 classes
+    glue21 = glue21_schema_file() or (shipped if shipped.is_file() else None)
     return SlapdSettings(
         role="resource BDII",
         host=b.host,

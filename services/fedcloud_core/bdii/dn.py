@@ -36,13 +36,13 @@ def split_dn(dn: str) -> list[str]:
             cur.append(ch)
             escaped = True
         elif ch in ",;":
-            parts.append("".join(cur).strip())
+            parts.append(_strip_unescaped("".join(cur)))
             cur = []
         else:
             cur.append(ch)
     if escaped:
         raise DnError(f"DN ends with a lone backslash: {dn!r}")
-    last = "".join(cur).strip()
+    last = _strip_unescaped("".join(cur))
     if last or parts:
         parts.append(last)
     if any(not p for p in parts):
@@ -106,8 +106,16 @@ def split_rdn(rdn: str) -> list[tuple[str, str]]:
         name, sep, value = ava.partition("=")
         if not sep or not name.strip():
             raise DnError(f"RDN {rdn!r} is not 'type=value'")
-        out.append((name.strip(), unescape(value.strip())))
+        out.append((name.strip(), unescape(_strip_unescaped(value))))
     return out
+
+
+def _strip_unescaped(value: str) -> str:
+    """Blanks around a value are not part of it, unless escaped (``\\ ``)."""
+    value = value.lstrip()
+    while value.endswith(" ") and not value.endswith("\\ "):
+        value = value[:-1]
+    return value
 
 
 def _norm_rdn(rdn: str) -> str:
