@@ -330,6 +330,8 @@ def customize(s: Settings, root: Path, uuid: str, appliance_image: str) -> Bundl
     enable += [u for u in OWN_UNITS if (root / "etc/systemd/system" / u).exists()]
     CHROOT.run([str(root), "systemctl", "enable", *enable])
     CHROOT.run([str(root), "systemctl", "mask", "systemd-networkd-wait-online.service"])
+    if CHROOT.run([str(root), "getent", "group", "fedcloud"], check=False).returncode != 0:
+        CHROOT.run([str(root), "groupadd", "--system", "--gid", str(s.container_gid), "fedcloud"])
     # leftovers of the build
     for pattern in (
         "var/lib/apt/lists/*",

@@ -76,11 +76,15 @@ class Settings:
     compose_dir: Path = REPO_ROOT / "compose"
     overlay_dir: Path = REPO_ROOT / "ova" / "rootfs"
     templates_dir: Path = REPO_ROOT / "templates"
-    # which local docker images belong to the appliance (beside those the compose file names)
-    image_patterns: tuple[str, ...] = ("fedcloud/*", "fedcloud-appliance*", "fedcloud-*")
+    # which local docker images (repository globs) belong to the appliance, beside those the
+    # compose file names; the build base (fedcloud-base) is not one of them
+    image_patterns: tuple[str, ...] = ("fedcloud-appliance", "fedcloud-bdii", "fedcloud/*")
     # the image that carries the fedcloud-appliance CLI (empty: guessed from the preloaded ones)
     appliance_image: str = ""
     docker_host: str = "unix:///var/run/docker.sock"
+    # numeric group of the bundle's containers (compose: jobs 10001:10001, BDIIs 2170:10001):
+    # the VM gets a group 'fedcloud' with this id so 0640 root:fedcloud config files are readable
+    container_gid: int = 10001
     extra_packages: tuple[str, ...] = field(default=())
 
     @property

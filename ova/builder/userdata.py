@@ -20,13 +20,15 @@ class WriteFile:
     path: str
     content: str
     permissions: str = "0644"
+    owner: str = "root:root"
 
 
 def appliance_files(
     config_yaml: str, hostcert: str | None = None, hostkey: str | None = None
 ) -> list[WriteFile]:
-    """The write_files entries: the config (0640) and, when given, the host certificate and key (0600)."""
-    files = [WriteFile(CONFIG_PATH, config_yaml, "0640")]
+    """The write_files entries: the config (0640 root:fedcloud) and, when given, the host certificate and key (0600)."""
+    # group 'fedcloud' (the containers' group, made by the OVA build) may read the config
+    files = [WriteFile(CONFIG_PATH, config_yaml, "0640", "root:fedcloud")]
     if (hostcert is None) != (hostkey is None):
         raise ValueError("give both the host certificate and its key, or neither")
     if hostcert is not None and hostkey is not None:
