@@ -65,7 +65,7 @@ class Downloader:
         """Download ``entry`` to ``dest`` (verified). Raises DownloadError / ImageCorrupt."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
-        received = 0
+        received = [0]  # bytes written by every attempt, failed ones included
         last: Exception | None = None
         corrupt = False
         for attempt in range(1, self.retries + 2):
@@ -81,7 +81,7 @@ class Downloader:
                 )
                 self.sleep(delay)
             try:
-                received += self._attempt(entry, part)
+                self._attempt(entry, part, received)
             except _Retry as exc:
                 last, corrupt = exc, False
                 continue
@@ -93,7 +93,7 @@ class Downloader:
                 if self.progress:
                     self.progress.finish(entry.identifier)
             os.replace(part, dest)
-            return Downloaded(dest, received, attempt)
+            return Downloaded(dest, received[0], attempt)
         if corrupt:
             raise ImageCorrupt(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
         raise DownloadError(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
@@ -109,7 +109,7 @@ class Downloader:
                 f"{entry.size - offset} needed plus {self.min_free} kept free)"
             )
 
-    def _attempt(self, entry: ImageEntry, part: Path) -> int:
+    def _attempt(self, entry: ImageEntry, part: Path, received: list[int]) -> None:
         h = hashlib.new(entry.digest_algo)
         offset = part.stat().st_size if part.exists() else 0
         if entry.size is not None and offset > entry.size:
@@ -155,6 +155,7 @@ class Downloader:
                     for chunk in resp.iter_content(CHUNK):
                         total += len(chunk)
                         got += len(chunk)
+                        received[0] += len(chunk)
                         if entry.size is not None and total > entry.size:
                             raise ImageCorrupt(f"more bytes than the announced size {entry.size}")
                         out.write(chunk)
@@ -167,4 +168,3 @@ class Downloader:
             raise _Retry(f"connection ended after {total} of {entry.size} bytes")
         if h.hexdigest() != entry.digest:
             raise ImageCorrupt(f"{entry.digest_algo} mismatch ({total} bytes received)")
-        return got

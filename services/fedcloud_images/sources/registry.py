@@ -112,15 +112,16 @@ class RegistrySourceClient:
         return token
 
     def _paged(self, url: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """All pages of a Harbor list call (``X-Total-Count`` when given, else until a short page)."""
         out: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
-            items = self._get(
-                url, params={**(params or {}), "page": page, "page_size": PAGE_SIZE}
-            ).json()
+            resp = self._get(url, params={**(params or {}), "page": page, "page_size": PAGE_SIZE})
+            items = resp.json()
             if not isinstance(items, list):
                 raise _Failed(f"{urlparse(url).path}: expected a JSON list")
             out.extend(items)
-            if len(items) < PAGE_SIZE:
+            total = resp.headers.get("X-Total-Count", "")
+            if not items or (len(out) >= int(total) if total.isdigit() else len(items) < PAGE_SIZE):
                 return out
         raise _Failed(f"{urlparse(url).path}: more than {MAX_PAGES} pages")
 
