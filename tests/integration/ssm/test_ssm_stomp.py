@@ -1,0 +1,213 @@
+"""End to end against a real RabbitMQ STOMP broker: sender -> broker -> verifying receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from dirq.QueueSimple import QueueSimple
+
+from fedcloud_appliance.cli import main
+from fedcloud_core import smime
+from fedcloud_core.config import load_config
+from fedcloud_core.jobs import JobContext, execute
+from fedcloud_ssm import jobs as ssm_jobs
+from fedcloud_ssm.receiver import TAMPERED, UNKNOWN_DN, UNVERIFIED, MessageChecker, Receiver, Store
+from fedcloud_ssm.stomp_transport import StompTransport
+from support.apel_queue import cloud_message, fill_queue, stomp_settings, write_config
+from support.pki import Pki
+from support.rabbitmq import RabbitNode
+
+pytestmark = pytest.mark.integration
+
+
+def drain(
+    pki: Pki, broker: RabbitNode, destination: str, store: Path, *, allowed=None, tls=False
+) -> Store:
+    st = Store(store)
+    checker = MessageChecker(pki.capath, allowed if allowed is not None else [pki.sender.dn])
+    r = Receiver(
+        "localhost" if tls else "127.0.0.1",
+        broker.stomps_port if tls else broker.stomp_port,
+        destination,
+        checker,
+        st,
+        use_ssl=tls,
+        cert=pki.receiver.cert,
+        key=pki.receiver.key,
+        capath=pki.capath,
+        vhost="/",
+    )
+    r.drain(idle=1.5, max_time=60)
+    return st
+
+
+def queue_files(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_records_arrive_verified_byte_identical_once(
+    tmp_path, pki, broker, destination, tls, capsys
+):
+    cfg = write_config(tmp_path, stomp_settings(pki, broker, destination, tls=tls))
+    bodies = [cloud_message(i, records=20) for i in range(25)]
+    bodies.append(b"APEL-cloud-message: v0.4\nVMUUID: no-final-newline\nSiteName: TEST-SITE")
+    queued = fill_queue(tmp_path / "spool" / "outgoing" / "cloud", bodies)
+
+    rc = main(["ssm", "send", "--once", "--config", str(cfg), "--report-format", "json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["counts"]["sent"] == len(bodies)
+    assert QueueSimple(str(tmp_path / "spool" / "outgoing" / "cloud")).count() == 0
+    assert not list((tmp_path / "spool" / "outgoing" / "cloud").rglob("*.lck"))
+
+    store = drain(pki, broker, destination, tmp_path / "recv", tls=tls)
+    got = store.accepted()
+    assert store.counts == {"accepted": len(bodies), "rejected": 0, "duplicates": 0}
+    want = {name.replace("/", "-"): body for name, body in queued.items()}
+    assert (
+        got == want
+    )  # every body, byte for byte, under its empa-id; nothing missing, nothing extra
+    meta = json.loads(next((tmp_path / "recv" / "accepted").glob("*.json")).read_text())
+    assert smime.same_dn(meta["signer"], pki.sender.dn)
+
+
+def test_receiver_rejects_unknown_dn_self_signed_and_tampered(tmp_path, pki, broker, destination):
+    out = tmp_path / "spool" / "outgoing" / "cloud"
+    # 1) a certificate of the trusted CA whose DN is not allowed
+    fill_queue(out, [cloud_message(1, 2)])
+    cfg = write_config(tmp_path, stomp_settings(pki, broker, destination, tls=False, who=pki.rogue))
+    assert main(["ssm", "send", "--once", "--config", str(cfg)]) == 0
+    # 2) a self-signed certificate carrying the allowed DN
+    fill_queue(out, [cloud_message(2, 2)])
+    cfg = write_config(
+        tmp_path, stomp_settings(pki, broker, destination, tls=False, who=pki.selfsigned)
+    )
+    assert main(["ssm", "send", "--once", "--config", str(cfg)]) == 0
+    # 3) a good signature over a body changed in transit; 4) an untouched good one
+    signed = smime.sign(cloud_message(3, 2), pki.sender.cert, pki.sender.key, text=True).decode()
+    tampered = signed.replace("MachineName: vm-3-0", "MachineName: vm-3-X")
+    assert tampered != signed
+    t = StompTransport(
+        "127.0.0.1", broker.stomp_port, destination, use_ssl=False, vhost="/", timeout=10
+    )
+    t.open()
+    try:
+        t.send("cloud", "tampered", tampered)
+        t.send("cloud", "good", signed)
+    finally:
+        t.close()
+
+    store = drain(pki, broker, destination, tmp_path / "recv")
+    assert store.counts["accepted"] == 1 and store.counts["rejected"] == 3
+    assert list(store.accepted()) == ["good"]
+    by_reason = {r["reason"] for r in store.rejected()}
+    assert by_reason == {UNKNOWN_DN, UNVERIFIED, TAMPERED}
+    assert next(r for r in store.rejected() if r["empa-id"] == "tampered")["reason"] == TAMPERED
+    unknown = next(r for r in store.rejected() if r["reason"] == UNKNOWN_DN)
+    assert smime.same_dn(unknown["signer"], pki.rogue.dn)
+    unverified = next(r for r in store.rejected() if r["reason"] == UNVERIFIED)
+    assert "does not chain to a trusted CA" in unverified["detail"]
+
+
+def test_broker_down_at_start_exits_transient_queue_untouched(tmp_path, pki, broker, destination):
+    settings = stomp_settings(pki, broker, destination, tls=False)
+    from support.rabbitmq import free_port
+
+    settings["port"] = free_port()  # nothing listens there
+    cfg = write_config(tmp_path, settings)
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    fill_queue(path, [cloud_message(i, 3) for i in range(5)])
+    before = {f: (path / f).read_bytes() for f in queue_files(path)}
+    rc = main(["ssm", "send", "--once", "--config", str(cfg)])
+    assert rc == 75
+    after = {f: (path / f).read_bytes() for f in queue_files(path)}
+    assert after == before  # same elements, same bytes, no lock left behind
+
+
+def test_non_ascii_message_is_set_aside_and_does_not_block(
+    tmp_path, pki, broker, destination, capsys
+):
+    cfg = write_config(tmp_path, stomp_settings(pki, broker, destination, tls=True))
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    bad = cloud_message(2, 2).replace(b"vm-2-0", "vm-2-\u00e9t\u00e9".encode())
+    queued = fill_queue(path, [cloud_message(1, 2), bad, cloud_message(3, 2), b""])
+    rc = main(["ssm", "send", "--once", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert rc == 3, out  # partial: two messages set aside
+    assert "non-ASCII byte 0xc3" in out and "empty message" in out
+    assert QueueSimple(str(path)).count() == 0
+    rejected = path.parent / "cloud.rejected"
+    reasons = sorted(rejected.glob("*.reason"))
+    assert len(reasons) == 2
+    bad_name = next(n for n, b in queued.items() if b == bad)
+    assert (rejected / bad_name.replace("/", "-")).read_bytes() == bad  # kept, byte for byte
+    store = drain(pki, broker, destination, tmp_path / "recv")
+    assert sorted(store.accepted().values()) == sorted([cloud_message(1, 2), cloud_message(3, 2)])
+
+
+def test_broker_killed_mid_run_every_message_delivered_once_or_queued(tmp_path, pki):
+    node = RabbitNode(tmp_path / "rabbit")
+    node.start()
+    try:
+        destination = "/queue/ssm-kill-test"
+        settings = stomp_settings(pki, node, destination, tls=False)
+        cfg_path = write_config(tmp_path, settings)
+        path = tmp_path / "spool" / "outgoing" / "cloud"
+        n = 40
+        queued = fill_queue(path, [cloud_message(i, 5) for i in range(n)])
+        config = load_config(cfg_path)
+        real = ssm_jobs.build_transport(config)
+        calls = {"n": 0}
+
+        class KillingTransport:
+            kind = real.kind
+
+            def describe(self, queue):
+                return real.describe(queue)
+
+            def open(self):
+                real.open()
+
+            def close(self):
+                real.close()
+
+            def send(self, queue, msgid, text):
+                calls["n"] += 1
+                if calls["n"] == 15:  # the broker dies while this message is on its way
+                    threading.Thread(target=node.kill).start()
+                real.send(queue, msgid, text)
+
+        spec = ssm_jobs.JOBS[0]
+        report = execute(
+            spec, JobContext(config=config, deps={"ssm_transport": KillingTransport()})
+        )
+        assert report.fatal and report.details.get("transient") is True
+        still = set(iter(QueueSimple(str(path))))
+        assert 0 < len(still) < n
+        assert not list(path.rglob("*.lck"))  # nothing left locked
+
+        node.start()  # same data directory: acknowledged (persistent) messages survived the crash
+        store = drain(pki, node, destination, tmp_path / "recv")
+        first = set(store.accepted())
+        names = {k.replace("/", "-") for k in queued}
+        stillf = {s.replace("/", "-") for s in still}
+        assert first | stillf == names  # every message: delivered, or still queued
+        assert len(first & stillf) <= 1  # at most the one in flight when the broker died
+
+        report2 = execute(spec, JobContext(config=load_config(cfg_path)))
+        assert report2.fatal is None and report2.counts["sent"] == len(still)
+        assert QueueSimple(str(path)).count() == 0
+        drain(pki, node, destination, tmp_path / "recv")
+        final = Store(tmp_path / "recv")
+        assert set(final.accepted()) == names
+        assert {k.replace("/", "-"): v for k, v in queued.items()} == final.accepted()
+        dup_log = tmp_path / "recv" / "duplicates.log"
+        dups = dup_log.read_text().splitlines() if dup_log.exists() else []
+        assert len(dups) <= 1
+    finally:
+        node.stop()
