@@ -103,7 +103,8 @@ def test_receiver_rejects_unknown_dn_self_signed_and_tampered(tmp_path, pki, bro
         t.close()
 
     store = drain(pki, broker, destination, tmp_path / "recv")
-    assert store.counts["accepted"] == 1 and store.counts["rejected"] == 3
+    assert store.counts["accepted"] == 1
+    assert store.counts["rejected"] == 3
     assert list(store.accepted()) == ["good"]
     by_reason = {r["reason"] for r in store.rejected()}
     assert by_reason == {UNKNOWN_DN, UNVERIFIED, TAMPERED}
@@ -139,7 +140,8 @@ def test_non_ascii_message_is_set_aside_and_does_not_block(
     rc = main(["ssm", "send", "--once", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert rc == 3, out  # partial: two messages set aside
-    assert "non-ASCII byte 0xc3" in out and "empty message" in out
+    assert "non-ASCII byte 0xc3" in out
+    assert "empty message" in out
     assert QueueSimple(str(path)).count() == 0
     rejected = path.parent / "cloud.rejected"
     reasons = sorted(rejected.glob("*.reason"))
@@ -186,7 +188,8 @@ def test_broker_killed_mid_run_every_message_delivered_once_or_queued(tmp_path, 
         report = execute(
             spec, JobContext(config=config, deps={"ssm_transport": KillingTransport()})
         )
-        assert report.fatal and report.details.get("transient") is True
+        assert report.fatal
+        assert report.details.get("transient") is True
         still = set(iter(QueueSimple(str(path))))
         assert 0 < len(still) < n
         assert not list(path.rglob("*.lck"))  # nothing left locked
@@ -200,7 +203,8 @@ def test_broker_killed_mid_run_every_message_delivered_once_or_queued(tmp_path, 
         assert len(first & stillf) <= 1  # at most the one in flight when the broker died
 
         report2 = execute(spec, JobContext(config=load_config(cfg_path)))
-        assert report2.fatal is None and report2.counts["sent"] == len(still)
+        assert report2.fatal is None
+        assert report2.counts["sent"] == len(still)
         assert QueueSimple(str(path)).count() == 0
         drain(pki, node, destination, tmp_path / "recv")
         final = Store(tmp_path / "recv")
