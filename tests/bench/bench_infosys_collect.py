@@ -119,9 +119,9 @@ def theirs(seed: dict) -> dict | str:
             "--middleware",
             "openstack",
             "--format",
-            "glue21",
-            "--yaml-file",
-            str(site_yaml),
+            "glue21json",
+            "--os-auth-type",
+            "password",
             "--os-auth-url",
             admin["auth_url"],
             "--os-username",
@@ -134,7 +134,8 @@ def theirs(seed: dict) -> dict | str:
             admin.get("user_domain_name", "Default"),
             "--os-project-domain-name",
             admin.get("project_domain_name", "Default"),
-            "--all-images",
+            "--only-appdb-images",
+            str(site_yaml),
         ]
         t0 = time.perf_counter()
         try:
