@@ -91,9 +91,6 @@ class AmsTransport:
     def open(self) -> None:
         if self._session is None:
             self._session = requests.Session()
-        s = self._session
-        s.verify = str(self.capath)  # a hashed CA directory: the server certificate is VERIFIED
-        s.cert = (str(self.cert), str(self.key))
         if self._token is None:
             self._token = self._fetch_token()
         log.info("AMS %s, project %s: authenticated", self.base, self.project)
@@ -124,7 +121,16 @@ class AmsTransport:
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
-                resp = self._session.request(method, url, timeout=self._timeouts(), **kw)
+                # verify and cert per request: REQUESTS_CA_BUNDLE in the environment would
+                # otherwise override a session-level CA directory
+                resp = self._session.request(
+                    method,
+                    url,
+                    timeout=self._timeouts(),
+                    verify=str(self.capath),
+                    cert=(str(self.cert), str(self.key)),
+                    **kw,
+                )
             except requests.exceptions.SSLError as exc:
                 raise BrokerRefused(
                     f"{what}: TLS failure talking to {self.host}: {_short(exc)}"

@@ -152,11 +152,13 @@ def test_non_ascii_message_is_set_aside_and_does_not_block(
     assert sorted(store.accepted().values()) == sorted([cloud_message(1, 2), cloud_message(3, 2)])
 
 
-def test_broker_killed_mid_run_every_message_delivered_once_or_queued(tmp_path, pki):
-    node = RabbitNode(tmp_path / "rabbit")
-    node.start()
+def test_broker_killed_mid_run_every_message_delivered_once_or_queued(
+    tmp_path, pki, broker, destination
+):
+    node = (
+        broker  # the session broker: killed here, restarted with the same data before the test ends
+    )
     try:
-        destination = "/queue/ssm-kill-test"
         settings = stomp_settings(pki, node, destination, tls=False)
         cfg_path = write_config(tmp_path, settings)
         path = tmp_path / "spool" / "outgoing" / "cloud"
@@ -214,4 +216,4 @@ def test_broker_killed_mid_run_every_message_delivered_once_or_queued(tmp_path, 
         dups = dup_log.read_text().splitlines() if dup_log.exists() else []
         assert len(dups) <= 1
     finally:
-        node.stop()
+        node.start()

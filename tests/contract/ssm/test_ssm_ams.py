@@ -1,0 +1,262 @@
+"""AMS mode against a local HTTPS server implementing the AMS calls of the spec (127.0.0.1, test CA)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dirq.QueueSimple import QueueSimple
+
+from fedcloud_appliance.cli import main
+from fedcloud_ssm.receiver import MessageChecker
+from support.apel_queue import cloud_message, fill_queue, write_config
+from support.pki import Pki, make_pki
+
+pytestmark = pytest.mark.contract
+
+TOKEN = "s3cr3t-ams-token-0123456789"
+
+
+@dataclass
+class AmsState:
+    published: list[dict[str, Any]] = field(default_factory=list)  # topic, empaid, data
+    token_calls: int = 0
+    peer_dns: list[str] = field(default_factory=list)
+    fail_next: list[int] = field(default_factory=list)  # statuses to answer before succeeding
+    max_bytes: int | None = None  # answer 413 above this request size
+    token_status: int = 200
+
+
+class AmsHandler(BaseHTTPRequestHandler):
+    state: AmsState
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": {"code": status, "message": message, "status": "ERR"}})
+
+    def do_GET(self) -> None:
+        host = self.server.server_address[0]
+        if self.path != f"/v1/service-types/ams/hosts/{host}:authx509":
+            return self._error(404, "not found")
+        cert = self.connection.getpeercert()  # type: ignore[attr-defined]
+        if not cert:
+            return self._error(401, "no client certificate")
+        self.state.token_calls += 1
+        self.state.peer_dns.append(dict(x[0] for x in cert["subject"])["commonName"])
+        if self.state.token_status != 200:
+            return self._error(self.state.token_status, "host not registered")
+        self._json(200, {"token": TOKEN})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        prefix, _, rest = self.path.partition("/v1/projects/accounting/topics/")
+        if prefix or not rest.endswith(":publish"):
+            return self._error(404, "topic not found")
+        if self.headers.get("x-api-key") != TOKEN:
+            return self._error(401, "Unauthorized")
+        if self.state.fail_next:
+            return self._error(self.state.fail_next.pop(0), "try later")
+        if self.state.max_bytes is not None and length > self.state.max_bytes:
+            return self._error(413, "Message size too large")
+        body = json.loads(raw)
+        ids = []
+        for m in body["messages"]:
+            self.state.published.append(
+                {
+                    "topic": rest.removesuffix(":publish"),
+                    "empaid": m["attributes"]["empaid"],
+                    "data": base64.b64decode(m["data"]),
+                }
+            )
+            ids.append(str(len(self.state.published)))
+        self._json(200, {"messageIds": ids})
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("ams-pki"))
+
+
+@pytest.fixture(scope="module")
+def ams(pki: Pki) -> Iterator[tuple[AmsState, int]]:
+    state = AmsState()
+    handler = type("Handler", (AmsHandler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.broker.cert, pki.broker.key)
+    ctx.load_verify_locations(cafile=pki.cafile)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    yield state, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fresh(ams: tuple[AmsState, int]) -> tuple[AmsState, int]:
+    state, port = ams
+    state.published.clear()
+    state.fail_next.clear()
+    state.max_bytes = None
+    state.token_status = 200
+    return state, port
+
+
+def ams_config(tmp: Path, pki: Pki, port: int, **extra: Any) -> Path:
+    ssm = {
+        "protocol": "AMS",
+        "host": "127.0.0.1",
+        "port": port,
+        "ams_auth_port": port,
+        "certificate": str(pki.sender.cert),
+        "key": str(pki.sender.key),
+        "capath": str(pki.capath),
+        "timeout": 10,
+        "connect_timeout": 5,
+        "retries": 2,
+        "backoff": 0.05,
+        **extra,
+    }
+    return write_config(tmp, ssm, queues=("cloud", "storage"))
+
+
+STAR = (
+    b'<sr:StorageUsageRecords xmlns:sr="http://eu-emi.eu/namespaces/2011/02/storagerecord">'
+    + b"".join(
+        b'<sr:StorageUsageRecord><sr:RecordIdentity sr:recordId="r%d"/></sr:StorageUsageRecord>' % i
+        for i in range(4)
+    )
+    + b"</sr:StorageUsageRecords>\n"
+)
+
+
+def test_publishes_each_queue_to_its_topic_with_empaid(tmp_path, pki, fresh, capsys, caplog):
+    state, port = fresh
+    out = tmp_path / "spool" / "outgoing"
+    cloud = fill_queue(out / "cloud", [cloud_message(i, 5) for i in range(3)])
+    storage = fill_queue(out / "storage", [STAR])
+    rc = main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port)), "-v"])
+    text = capsys.readouterr()
+    assert rc == 0, text
+    assert state.peer_dns[-1] == "sender.example.org"  # token exchange used the host certificate
+    got = {(p["topic"], p["empaid"]): p["data"] for p in state.published}
+    assert set(got) == {("eu-egi-cloud-accounting", n) for n in cloud} | {
+        ("eu-egi-storage-accounting", n) for n in storage
+    }
+    checker = MessageChecker(pki.capath, [pki.sender.dn])
+    for (_topic, name), data in got.items():
+        verdict = checker.check(data)
+        assert verdict.accepted, verdict
+        assert verdict.body == (cloud | storage)[name]
+    assert QueueSimple(str(out / "cloud")).count() == 0
+    assert TOKEN not in text.out + text.err + caplog.text  # never logged
+
+
+def test_retries_503_then_succeeds(tmp_path, pki, fresh):
+    state, port = fresh
+    state.fail_next[:] = [503, 504]
+    fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [cloud_message(1, 2)])
+    assert main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))]) == 0
+    assert len(state.published) == 1
+
+
+def test_503_beyond_retries_is_transient_and_keeps_the_message(tmp_path, pki, fresh):
+    state, port = fresh
+    state.fail_next[:] = [503] * 10
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    fill_queue(path, [cloud_message(1, 2)])
+    assert main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))]) == 75
+    assert QueueSimple(str(path)).count() == 1
+    assert not list(path.rglob("*.lck"))
+    assert state.published == []
+
+
+def test_413_splits_the_message_into_halves(tmp_path, pki, fresh):
+    state, port = fresh
+    body = cloud_message(7, 40)
+    state.max_bytes = (
+        len(base64.b64encode(body)) // 2 + 9000
+    )  # a quarter of the records fit (+ signature)
+    queued = fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [body])
+    assert main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))]) == 0
+    (name,) = queued
+    assert len(state.published) >= 2
+    assert all(p["empaid"].startswith(name + ".") for p in state.published)
+    checker = MessageChecker(pki.capath, [pki.sender.dn])
+    bodies = [
+        checker.check(p["data"]).body for p in sorted(state.published, key=lambda p: p["empaid"])
+    ]
+    records = [r for b in bodies for r in b.split(b"\n", 1)[1].rstrip(b"\n").split(b"\n%%\n")]
+    assert records == body.split(b"\n", 1)[1].rstrip(b"\n").split(b"\n%%\n")  # all, once, in order
+    assert all(b.startswith(b"APEL-cloud-message: v0.4\n") for b in bodies)
+
+
+def test_401_on_publish_stops_with_a_clear_error(tmp_path, pki, fresh, capsys):
+    _state, port = fresh
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    fill_queue(path, [cloud_message(1, 2), cloud_message(2, 2)])
+    cfg = ams_config(tmp_path, pki, port, ams_token="wrong-token")
+    rc = main(["ssm", "send", "--once", "--config", str(cfg)])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert (
+        "AMS refused to publish to eu-egi-cloud-accounting (HTTP 401: Unauthorized)"
+        in out.out + out.err
+    )
+    assert "wrong-token" not in out.out + out.err
+    assert QueueSimple(str(path)).count() == 2
+
+
+def test_403_on_token_exchange_stops_with_a_clear_error(tmp_path, pki, fresh, capsys):
+    state, port = fresh
+    state.token_status = 403
+    fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [cloud_message(1, 2)])
+    rc = main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "refused the host certificate" in out.out + out.err
+
+
+def test_untrusted_ams_certificate_is_refused(tmp_path, pki, fresh, capsys):
+    state, port = fresh
+    other = tmp_path / "other-capath"
+    other.mkdir()
+    (other / "ca.pem").write_bytes(pki.other_ca.cert.read_bytes())
+    from fedcloud_core.tool import run_tool
+
+    run_tool(["openssl", "rehash", str(other)])
+    fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [cloud_message(1, 2)])
+    rc = main(
+        [
+            "ssm",
+            "send",
+            "--once",
+            "--config",
+            str(ams_config(tmp_path, pki, port, capath=str(other))),
+        ]
+    )
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "TLS failure" in out.out + out.err
+    assert state.published == []
