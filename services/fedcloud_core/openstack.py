@@ -231,7 +231,13 @@ class OpenStackClients:
         if "nova" not in self._cache:
             from novaclient import client as nova_client
 
-            self._cache["nova"] = nova_client.Client("2.61", session=self.session, **self._kw())
+            # novaclient names the interface 'endpoint_type' ('interface' is deprecated there)
+            self._cache["nova"] = nova_client.Client(
+                "2.61",
+                session=self.session,
+                region_name=self.region_name,
+                endpoint_type=self.interface,
+            )
         return self._cache["nova"]
 
     @property
