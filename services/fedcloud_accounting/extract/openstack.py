@@ -214,7 +214,8 @@ class OpenStackUsageSource:
     def images(self) -> Sequence[Image]:
         def fetch() -> list[Image]:
             out = []
-            for img in self.clients.glance.images.list():
+            # visibility=all: community images are not listed otherwise
+            for img in self.clients.glance.images.list(filters={"visibility": "all"}):
                 mpuri = img.get("vmcatcher_event_ad_mpuri")
                 out.append(
                     Image(
