@@ -234,6 +234,14 @@ def bundle_units(overlay: Path) -> tuple[str, ...]:
     return tuple(sorted(n for n in names if n not in OWN_UNITS))
 
 
+VM_COMPOSE_ENV = """\
+# docker-compose variables of the appliance VM (see env.example beside this file for all).
+# In the VM the BDII must answer on the VM's own addresses (the site's security group
+# decides who may connect): publish the ports on every interface, not only 127.0.0.1.
+FEDCLOUD_BIND=0.0.0.0
+"""
+
+
 def install_compose(compose_dir: Path, root: Path) -> tuple[str, ...]:
     """The compose file(s) and the generated sample config into /etc/fedcloud-appliance."""
     dest = root / "etc" / "fedcloud-appliance"
@@ -244,11 +252,14 @@ def install_compose(compose_dir: Path, root: Path) -> tuple[str, ...]:
         if src.is_file():
             shutil.copyfile(src, dest / name)
             installed.append(name)
-    for src in sorted(compose_dir.glob("*.env.example")) + sorted(
-        compose_dir.glob("*.example.yml")
-    ):
+    examples = {*compose_dir.glob("*env.example"), *compose_dir.glob("*.example.yml")}
+    for src in sorted(examples):
         shutil.copyfile(src, dest / src.name)
         installed.append(src.name)
+    env = dest / ".env"
+    if not env.exists():
+        env.write_text(VM_COMPOSE_ENV, encoding="utf-8")
+        installed.append(".env")
     sample = compose_dir / "appliance.sample.yaml"
     if sample.is_file():
         shutil.copyfile(sample, dest / "appliance.sample.yaml")

@@ -250,3 +250,29 @@ def test_user_data_refuses_half_a_certificate_and_no_key() -> None:
         appliance_files("site: {}\n", "hello", "-----BEGIN PRIVATE KEY-----\n")
     with pytest.raises(ValueError, match="SSH public key"):
         render_user_data(hostname="x", ssh_keys=[], files=[])
+
+
+def test_install_compose_brings_the_bundle_files_and_publishes_ports_in_the_vm(
+    tmp_path: Path,
+) -> None:
+    compose, root = tmp_path / "compose", tmp_path / "root"
+    compose.mkdir()
+    for name in (
+        "docker-compose.yml",
+        "env.example",
+        "docker-compose.override.example.yml",
+        "appliance.sample.yaml",
+        "docker-compose.override.yml",
+    ):
+        (compose / name).write_text(name)
+    installed = rootfs.install_compose(compose, root)
+    assert set(installed) == {
+        "docker-compose.yml",
+        "env.example",
+        "docker-compose.override.example.yml",
+        ".env",
+        "appliance.sample.yaml",
+    }
+    dest = root / "etc/fedcloud-appliance"
+    assert not (dest / "docker-compose.override.yml").exists()  # a site's own override never ships
+    assert "FEDCLOUD_BIND=0.0.0.0" in (dest / ".env").read_text().splitlines()
