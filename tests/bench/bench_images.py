@@ -250,7 +250,7 @@ def bench_atrope(
         )
     )
     conf = [
-        f"[DEFAULT]\nca_path = {capath}\nhepix_sources = {adir / 'hepix.yaml'}\nstate_path = {adir}\n",
+        f"[DEFAULT]\nca_path = {capath}\nstate_path = {adir}\n[sources]\nhepix_sources = {adir / 'hepix.yaml'}\n",
         f"[cache]\npath = {adir / 'cache'}\n",
     ]
     if vo and CLOUDS.is_file():
