@@ -219,3 +219,13 @@ def test_own_units_are_well_formed(unit: str) -> None:
     assert (ROOT / "ova" / "rootfs" / exec_start.lstrip("/")).exists(), exec_start
     assert "multi-user.target" in cp["Install"]["WantedBy"]
     assert cp["Unit"]["Description"]
+
+
+def test_firstboot_runs_after_cloud_init_without_an_ordering_cycle() -> None:
+    # cloud-final.service is After=multi-user.target on Debian: a unit wanted by
+    # multi-user.target and ordered after cloud-final must not get the target's implicit After
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.read(UNITS / "fedcloud-appliance-firstboot.service")
+    assert "cloud-final.service" in cp["Unit"]["After"].split()
+    assert cp["Unit"]["DefaultDependencies"] == "no"
+    assert "shutdown.target" in cp["Unit"]["Conflicts"]
