@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ from .record.validate import (
 
 log = logging.getLogger(__name__)
 JOB = "accounting-extract"
+ACTION_WORKERS = 4  # parallel os-instance-actions calls (one per server)
 _MESSAGE_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "cloud": check_cloud_message,
     "storage": check_storage_message,
@@ -206,6 +208,7 @@ class Extractor:
         servers = self.source.servers(target.id, start)
         ips = self.source.floating_ips(target.id)
         ip_count = build.public_ips_by_server(ips)
+        actions = self._all_actions([s.id for s in servers if s.created <= end])
         for server in sorted(servers, key=lambda s: s.id):
             if server.created > end or (
                 server.terminated is not None and server.terminated < start
@@ -226,7 +229,7 @@ class Extractor:
             use = usage(
                 server.created,
                 server.terminated,
-                self.source.actions(server.id),
+                actions.get(server.id, ()),
                 end,
                 shutoff_is_suspended=self.acct.shutoff_is_suspended,
                 launched=server.launched is not None or server.status != "ERROR",
@@ -265,6 +268,13 @@ class Extractor:
         for kind, chunks in batch.chunks.items():
             report.count(f"records_{kind}", len(chunks))
         return batch
+
+    def _all_actions(self, server_ids: list[str]) -> dict[str, Any]:
+        """Instance actions of many servers, fetched by a small bounded pool of threads."""
+        if len(server_ids) < 2 or ACTION_WORKERS < 2:
+            return {sid: self.source.actions(sid) for sid in server_ids}
+        with ThreadPoolExecutor(max_workers=ACTION_WORKERS) as pool:
+            return dict(zip(server_ids, pool.map(self.source.actions, server_ids), strict=True))
 
     def _add_json(
         self, batch: _Batch, report: RunReport, kind: str, wire: dict[str, Any], where: str

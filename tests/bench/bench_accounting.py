@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Accounting extraction on the local OpenStack testbed: fedcloud-appliance vs cASO 5.2.2.
+
+Both tools extract every server of every project that has servers (each project mapped
+to a VO) from the same cloud, over the same 30-day window, into a temporary queue.
+Measured per tool: wall-clock seconds and peak RSS (the child's ru_maxrss from wait4).
+cASO 5.2.2 is installed from PyPI into its own venv (/tmp/fedcloud-bench-caso).
+The server count is whatever the testbed holds (`scripts/dev/testbed scale --servers N`
+adds more); it is printed with the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed"))
+CASO_VENV = Path("/tmp/fedcloud-bench-caso")
+CASO_VERSION = "5.2.2"
+CLOUD = "testbed-admin"
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """(seconds, peak RSS MiB, exit code, stderr tail) of one process."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - t0
+        err.seek(0)
+        tail = err.read().decode(errors="replace")[-1500:]
+    return seconds, usage.ru_maxrss / 1024, proc.returncode, tail
+
+
+def count_records(root: Path) -> int:
+    return sum(
+        f.read_bytes().count(b"\nVMUUID: ") + f.read_bytes().startswith(b"VMUUID: ")
+        for f in root.rglob("*")
+        if f.is_file() and len(f.name) == 14
+    )
+
+
+def projects_with_servers(clouds_yaml: Path) -> dict[str, int]:
+    warnings.simplefilter("ignore")
+    from novaclient import client
+
+    from fedcloud_core.config.openstack import OpenStackConfig
+    from fedcloud_core.openstack import OpenStackClients
+
+    c = OpenStackClients.from_config(OpenStackConfig(cloud=CLOUD, clouds_yaml=clouds_yaml))
+    nova = client.Client(
+        "2.61", session=c.session, region_name=c.region_name, endpoint_type="public"
+    )
+    counts: dict[str, int] = {}
+    for s in nova.servers.list(search_opts={"all_tenants": True}):
+        counts[s.tenant_id] = counts.get(s.tenant_id, 0) + 1
+    return counts
+
+
+def ensure_caso() -> Path:
+    exe = CASO_VENV / "bin" / "caso-extract"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CASO_VENV)], check=True, timeout=300)
+        subprocess.run(
+            [str(CASO_VENV / "bin" / "pip"), "install", "-q", f"caso=={CASO_VERSION}"],
+            check=True,
+            timeout=1800,
+        )
+    return exe
+
+
+def run_ours(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: datetime, end: datetime):
+    vos: dict[str, dict[str, list[str]]] = {}
+    for pid, vo in vo_map.items():
+        vos.setdefault(vo, {"projects": []})["projects"].append(pid)
+    cfg = {
+        "site": {"name": "BENCH-SITE"},
+        "openstack": {"cloud": CLOUD, "clouds_yaml": str(clouds_yaml)},
+        "vos": vos,
+        "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
+        "accounting": {"storage_records": False},
+    }
+    (tmp / "appliance.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp / "queue"
+    cmd = [
+        str(REPO / ".venv" / "bin" / "python"),
+        "-W",
+        "ignore",
+        "-m",
+        "fedcloud_appliance",
+        "accounting",
+        "extract",
+        "--once",
+        "--config",
+        str(tmp / "appliance.yaml"),
+        "--output-dir",
+        str(out),
+        "--extract-from",
+        start.isoformat(),
+        "--extract-to",
+        end.isoformat(),
+    ]
+    secs, rss, rc, err = measure(cmd)
+    return secs, rss, rc, err, count_records(out / "cloud")
+
+
+def run_caso(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: datetime, end: datetime):
+    exe = ensure_caso()
+    auth = yaml.safe_load(clouds_yaml.read_text())["clouds"][CLOUD]["auth"]
+    voms = {}
+    for pid, vo in vo_map.items():
+        voms.setdefault(vo, {"projects": []})["projects"].append(pid)
+    (tmp / "voms.json").write_text(json.dumps(voms))
+    out = tmp / "caso-queue"
+    conf = "\n".join(
+        [
+            "[DEFAULT]",
+            "site_name = BENCH-SITE",
+            "service_name = BENCH-SITE",
+            f"projects = {', '.join(vo_map)}",
+            "messengers = ssm",
+            f"mapping_file = {tmp / 'voms.json'}",
+            f"spooldir = {tmp / 'caso-spool'}",
+            "region_name = RegionOne",
+            "",
+            "[ssm]",
+            f"output_path = {out}",
+            "",
+            "[keystone_auth]",
+            "auth_type = password",
+            # cASO scopes its session to each accounted project itself
+            *(f"{k} = {v}" for k, v in auth.items() if not k.startswith("project_")),
+            "",
+        ]
+    )
+    (tmp / "caso.conf").write_text(conf)
+    cmd = [
+        str(exe),
+        "--config-file",
+        str(tmp / "caso.conf"),
+        "--extract-from",
+        start.strftime("%Y-%m-%d %H:%M:%S"),
+        "--extract-to",
+        end.strftime("%Y-%m-%d %H:%M:%S"),
+    ]
+    secs, rss, rc, err = measure(cmd, env={**os.environ, "TZ": "UTC"})
+    return secs, rss, rc, err, count_records(out)
+
+
+def main() -> int:
+    clouds_yaml = TESTBED / "clouds.yaml"
+    if not clouds_yaml.exists():
+        print(
+            f"bench_accounting: no testbed at {TESTBED} (scripts/dev/testbed up); nothing measured"
+        )
+        return 1
+    counts = projects_with_servers(clouds_yaml)
+    seed = json.loads((TESTBED / "seed.json").read_text())
+    vo_map = {pid: seed["vo_map"].get(pid, "bench.vo") for pid in sorted(counts)}
+    servers = sum(counts.values())
+    end = datetime.now(UTC).replace(microsecond=0)
+    start = end - timedelta(days=30)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-acct-") as d:
+        tmp = Path(d)
+        (tmp / "ours").mkdir()
+        (tmp / "caso").mkdir()
+        ours = run_ours(tmp / "ours", clouds_yaml, vo_map, start, end)
+        rows.append(("fedcloud-appliance", *ours))
+        try:
+            caso = run_caso(tmp / "caso", clouds_yaml, vo_map, start, end)
+            rows.append((f"caso {CASO_VERSION}", *caso))
+        except (subprocess.SubprocessError, OSError) as exc:
+            rows.append((f"caso {CASO_VERSION}", float("nan"), float("nan"), -1, str(exc), 0))
+    print(
+        f"\naccounting extract: {servers} servers in {len(counts)} projects on the local OpenStack "
+        f"testbed (fake-driver Nova; window {start:%Y-%m-%d} .. {end:%Y-%m-%d})"
+    )
+    print(
+        f"{'tool':<20} {'exit':>4} {'records':>8} {'seconds':>9} {'peak RSS MiB':>13} {'time ratio':>11} "
+        f"{'RSS ratio':>10}"
+    )
+    base = rows[0]
+    for name, secs, rss, rc, _err, recs in rows:
+        print(
+            f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} {secs / base[1]:>11.2f} "
+            f"{rss / base[2]:>10.2f}"
+        )
+    for name, _s, _r, rc, err, _n in rows:
+        if rc != 0:
+            print(
+                f"  {name} failed ({rc}):\n"
+                + "\n".join("    " + x for x in err.strip().splitlines()[-8:])
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
