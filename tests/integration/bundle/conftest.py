@@ -1,0 +1,258 @@
+"""The bundle against a real Docker engine: images from scripts/dev/images, docker-compose 1.29.
+
+``bundle`` (session scope) is one compose project with its own name, named volumes
+(prefix) and free ports on 127.0.0.1, a config dir for the local OpenStack testbed,
+and a finalizer that removes its containers and volumes. The BDIIs and the status
+page run on the default bridge network with published ports (the production shape);
+the one-shot jobs that talk to the testbed (which listens on the host's 127.0.0.1
+only) join the host's network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE_DIR = REPO / "compose"
+HOST_OVERLAY = COMPOSE_DIR / "demo" / "docker-compose.host.yml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 300,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def docker_images() -> dict[str, str]:
+    """The engine runs and the images are built from this tree (cached layers make it quick)."""
+    run([str(REPO / "scripts/dev/dockerd"), "start"], timeout=120)
+    out = run([str(REPO / "scripts/dev/images")], timeout=1800).stdout
+    return {"appliance": "fedcloud-appliance:latest", "bdii": "fedcloud-bdii:latest", "log": out}
+
+
+@dataclass
+class Bundle:
+    project: str
+    prefix: str
+    config_dir: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    testbed: Any = None
+    started: list[str] = field(default_factory=list)
+
+    def compose(
+        self, *args: str, host: bool = False, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        files = ["-f", str(COMPOSE_DIR / "docker-compose.yml")]
+        if host:
+            files += ["-f", str(HOST_OVERLAY)]
+        return run(
+            [
+                "docker-compose",
+                "-p",
+                self.project,
+                "--project-directory",
+                str(COMPOSE_DIR),
+                *files,
+                *args,
+            ],
+            env=self.env,
+            timeout=timeout,
+            check=check,
+            cwd=COMPOSE_DIR,
+        )
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def health(self, service: str) -> str:
+        cid = self.container(service)
+        if not cid:
+            return "absent"
+        out = run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                cid,
+            ]
+        ).stdout.split()
+        return out[1] if len(out) > 1 else out[0]
+
+    def wait_healthy(self, service: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        state = "?"
+        while time.monotonic() < deadline:
+            state = self.health(service)
+            if state == "healthy":
+                return
+            if state in ("exited", "dead", "absent"):
+                break
+            time.sleep(1)
+        logs = self.compose("logs", "--tail", "40", service, check=False).stdout
+        raise AssertionError(f"{service} is {state}, not healthy, after {timeout}s\n{logs}")
+
+    def volume_exec(self, script: str, *, timeout: float = 60) -> str:
+        """Run a shell script in a throw-away appliance container with the three volumes."""
+        return run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--user",
+                "10001:10001",
+                "-v",
+                f"{self.prefix}-state:/var/lib/fedcloud-appliance",
+                "-v",
+                f"{self.prefix}-spool:/var/spool/apel",
+                "-v",
+                f"{self.prefix}-images:/image_data",
+                "fedcloud-appliance:latest",
+                "sh",
+                "-c",
+                script,
+            ],
+            timeout=timeout,
+        ).stdout
+
+    def volume_python(self, script: str, *, timeout: float = 60) -> str:
+        """Run a Python script in a throw-away appliance container with the spool volume."""
+        return run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--user",
+                "10001:10001",
+                "-v",
+                f"{self.prefix}-spool:/var/spool/apel",
+                "fedcloud-appliance:latest",
+                "python3",
+                "-c",
+                script,
+            ],
+            timeout=timeout,
+        ).stdout
+
+    def status_json(self) -> dict[str, Any]:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.ports['status']}/status.json"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            data: dict[str, Any] = json.loads(r.read())
+        return data
+
+
+def write_config(path: Path, testbed: Any | None, extra: dict[str, Any] | None = None) -> None:
+    cfg: dict[str, Any] = {
+        "site": {
+            "name": "DEMO-SITE",
+            "url": "https://cloud.example.org",
+            "country": "NL",
+            "contacts": {"general": "grid-admin@example.org"},
+        },
+        "scheduler": {"cloud_info": 1, "site_bdii": 1, "jitter": 0},
+    }
+    if testbed is not None:
+        shutil.copy(testbed.clouds_yaml, path / "clouds.yaml")
+        vos: dict[str, Any] = {}
+        for pid, vo in testbed.seed["vo_map"].items():
+            vos.setdefault(vo, {"projects": []})["projects"].append(pid)
+        cfg["openstack"] = {
+            "cloud": "testbed-admin",
+            "clouds_yaml": "/etc/fedcloud-appliance/clouds.yaml",
+        }
+        cfg["vos"] = vos
+    for k, v in (extra or {}).items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    (path / "appliance.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for p in path.iterdir():
+        p.chmod(0o644)
+
+
+@pytest.fixture(scope="session")
+def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
+    tag = uuid.uuid4().hex[:8]
+    base = Path(f"/tmp/fedcloud-bundle-{tag}")
+    cfg = base / "config"
+    cfg.mkdir(parents=True)
+    base.chmod(0o755)
+    cfg.chmod(0o755)
+    write_config(cfg, testbed)
+    ports = {"resource": free_port(), "site": free_port(), "status": free_port()}
+    env = {
+        **os.environ,
+        "FEDCLOUD_CONFIG_DIR": str(cfg),
+        "FEDCLOUD_GRID_SECURITY": str(cfg),  # no certificates needed by these tests
+        "FEDCLOUD_VOLUME_PREFIX": f"fcbt-{tag}",
+        "RESOURCE_BDII_PORT": str(ports["resource"]),
+        "SITE_BDII_PORT": str(ports["site"]),
+        "STATUS_WEB_PORT": str(ports["status"]),
+    }
+    b = Bundle(
+        project=f"fcbt{tag}",
+        prefix=f"fcbt-{tag}",
+        config_dir=cfg,
+        env=env,
+        ports=ports,
+        testbed=testbed,
+    )
+    try:
+        yield b
+    finally:
+        b.compose(
+            "--profile",
+            "jobs",
+            "--profile",
+            "demo",
+            "down",
+            "-v",
+            "--remove-orphans",
+            "-t",
+            "5",
+            check=False,
+            timeout=180,
+        )
+        run(
+            [
+                "docker",
+                "volume",
+                "rm",
+                f"{b.prefix}-state",
+                f"{b.prefix}-spool",
+                f"{b.prefix}-images",
+            ],
+            check=False,
+        )
+        shutil.rmtree(base, ignore_errors=True)

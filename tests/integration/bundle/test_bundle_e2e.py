@@ -1,0 +1,321 @@
+"""The appliance bundle end to end: built images, docker-compose, the local OpenStack testbed.
+
+Order matters (one compose project for the module, started once): the BDIIs and
+the status page come up, one cycle of cloud-info runs in a one-shot container (the
+cron path, Docker SDK), the resource BDII publishes the testbed's GLUE2, the
+accounting one-shot runs through ``docker-compose run``; then a job killed
+mid-write, ``down && up``, and the page in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from fedcloud_appliance import oneshot
+
+Bundle = Any  # the session fixture's object (tests/integration/bundle/conftest.py)
+
+
+def run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} -> {proc.returncode}: {proc.stderr[-2000:]}"
+    return proc
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+LDAPSEARCH = ["ldapsearch", "-x", "-LLL", "-o", "nettimeout=5", "-l", "10"]
+
+
+def _ldap(port: int, base: str, *attrs: str) -> str:
+    return run(
+        [*LDAPSEARCH, "-H", f"ldap://127.0.0.1:{port}", "-b", base, *attrs], timeout=30
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    ("image", "user"),
+    [("fedcloud-appliance:latest", "10001:10001"), ("fedcloud-bdii:latest", "2170:10001")],
+)
+def test_images_hold_no_config_or_secret(docker_images, image, user):
+    client = docker.from_env(timeout=120)
+    img = client.images.get(image)
+    assert img.attrs["Config"]["User"] == user
+    assert img.attrs["Config"]["Healthcheck"]["Test"][0] == "CMD"
+    assert img.attrs["Config"]["Entrypoint"][0] == "/usr/bin/tini"
+    # nothing is copied into the config or certificate directories at build time
+    copies = [
+        str(h.get("CreatedBy", ""))
+        for h in img.history()
+        if "#(nop) COPY" in str(h.get("CreatedBy", ""))
+        or "#(nop) ADD" in str(h.get("CreatedBy", ""))
+    ]
+    assert len(copies) >= 4  # the history really lists the build's COPY steps
+    assert not [
+        c for c in copies if " in /etc/fedcloud-appliance" in c or " in /etc/grid-security" in c
+    ]
+    container = client.containers.create(image, command=["true"])
+    try:
+        names, private = [], []
+        with io.BytesIO(b"".join(container.export())) as buf, tarfile.open(fileobj=buf) as tar:
+            for m in tar:
+                names.append(m.name)
+                if (
+                    m.isfile()
+                    and m.name.endswith((".pem", ".key", ".p12", ".crt"))
+                    and m.size < 100_000
+                ):
+                    f = tar.extractfile(m)
+                    if f and b"PRIVATE KEY" in f.read():
+                        private.append(m.name)
+    finally:
+        container.remove(force=True)
+    assert len(names) > 1000  # the export really listed the image
+    assert private == []
+    assert [
+        n
+        for n in names
+        if n.startswith("etc/fedcloud-appliance/") and n != "etc/fedcloud-appliance/"
+    ] == []
+    assert [
+        n for n in names if n.startswith("etc/grid-security/") and n != "etc/grid-security/"
+    ] == []
+    assert not any(n.endswith(("clouds.yaml", "hostkey.pem", "hostcert.pem")) for n in names)
+    assert any(n.startswith("opt/fedcloud/bin/fedcloud-appliance") for n in names)
+
+
+def test_compose_file_is_valid_for_compose_v1(docker_images, bundle: Bundle):
+    out = bundle.compose("--profile", "jobs", "--profile", "demo", "config").stdout
+    assert (
+        f"127.0.0.1:{bundle.ports['resource']}" in out
+        or f"published: {bundle.ports['resource']}" in out
+    )
+    assert bundle.compose("config", "-q", host=True).returncode == 0
+
+
+def test_bdiis_and_status_page_come_up_healthy(bundle: Bundle):
+    bundle.compose("up", "-d", "resource-bdii", "site-bdii", "status-web", timeout=180)
+    bundle.wait_healthy("resource-bdii", timeout=120)
+    bundle.wait_healthy("status-web", timeout=60)
+    out = _ldap(bundle.ports["resource"], "o=glue", "-s", "base", "dn")
+    assert "dn: o=glue" in out
+    bundle.wait_healthy("site-bdii", timeout=120)
+
+
+def test_cloud_info_oneshot_container_feeds_the_resource_bdii(bundle: Bundle):
+    """The cron path for real: run_oneshot creates, runs and removes a container (Docker SDK)."""
+    client = docker.from_env(timeout=60)
+    settings = oneshot.OneshotSettings(
+        config_dir=str(bundle.config_dir), volume_prefix=bundle.prefix, network="host", timeout=300
+    )
+    out = io.StringIO()
+    code = oneshot.run_oneshot("cloud-info", settings, out=out)
+    assert code == 0, out.getvalue()
+    assert "cloud-info: ok" in out.getvalue()
+    assert (
+        client.containers.list(all=True, filters={"label": "eu.egi.fedcloud.job=cloud-info"}) == []
+    )
+
+    hb = bundle.volume_exec("cat /var/lib/fedcloud-appliance/status/cloud-info.heartbeat")
+    assert hb.startswith("20")
+
+    # one bdii-update cycle now instead of waiting for its interval (same lock as the loop)
+    bundle.compose(
+        "exec",
+        "-T",
+        "resource-bdii",
+        "fedcloud-appliance",
+        "bdii-update",
+        "--once",
+        "--wait-lock",
+        "60",
+        timeout=120,
+    )
+    tree = _ldap(bundle.ports["resource"], "GLUE2GroupID=resource,o=glue", "objectClass")
+    seed = bundle.testbed.seed
+    assert "objectClass: GLUE2ComputingService" in tree
+    assert "objectClass: GLUE2ComputingEndpoint" in tree
+    assert tree.count("objectClass: GLUE2ComputingShare") == len(seed["vo_map"])
+    assert "objectClass: GLUE2ApplicationEnvironment" in tree
+    assert "objectClass: GLUE2ExecutionEnvironment" in tree
+    rules = _ldap(
+        bundle.ports["resource"], "o=glue", "(objectClass=GLUE2MappingPolicy)", "GLUE2PolicyRule"
+    )
+    for vo in set(seed["vo_map"].values()):
+        assert f"GLUE2PolicyRule: VO:{vo}" in rules
+
+
+def test_site_bdii_aggregates_the_resource_bdii(bundle: Bundle):
+    bundle.compose(
+        "exec",
+        "-T",
+        "site-bdii",
+        "fedcloud-appliance",
+        "site-bdii",
+        "--once",
+        "--wait-lock",
+        "60",
+        timeout=120,
+    )
+    tree = _ldap(bundle.ports["site"], "GLUE2DomainID=DEMO-SITE,o=glue", "objectClass")
+    assert "objectClass: GLUE2AdminDomain" in tree
+    assert "objectClass: GLUE2ComputingService" in tree
+
+
+def test_accounting_oneshot_through_compose_run(bundle: Bundle):
+    proc = bundle.compose("run", "--rm", "accounting", host=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    hb = bundle.volume_exec("cat /var/lib/fedcloud-appliance/status/accounting-extract.heartbeat")
+    assert hb.startswith("20")
+    data = bundle.status_json()
+    jobs = {j["key"]: j for j in data["jobs"]}
+    assert jobs["accounting-extract"]["status"] == "ok"
+    assert jobs["cloud-info"]["status"] == "ok"
+    assert {b["name"]: b["answered"] for b in data["bdiis"]} == {"resource": True, "site": True}
+    assert data["bdiis"][0]["entries"] > 10
+
+
+KILL_WRITER = r"""
+import hashlib, sys, time
+from dirq.QueueSimple import QueueSimple
+q = QueueSimple("/var/spool/apel/outgoing/killtest")
+i = 0
+while True:
+    body = ("record %d " % i) * 2000
+    q.add(body + "\nsha256:" + hashlib.sha256(body.encode()).hexdigest())
+    i += 1
+    if i == 20:
+        print("writing", flush=True)
+"""
+
+CHECK_QUEUE = r"""
+import hashlib, json
+from dirq.QueueSimple import QueueSimple
+q = QueueSimple("/var/spool/apel/outgoing/killtest")
+bad, n = [], 0
+for name in q:
+    if not q.lock(name):
+        continue
+    text = q.get(name).decode()
+    body, _, digest = text.rpartition("\nsha256:")
+    n += 1
+    if hashlib.sha256(body.encode()).hexdigest() != digest:
+        bad.append(name)
+    q.unlock(name)
+print(json.dumps({"count": q.count(), "read": n, "bad": bad}))
+"""
+
+
+def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
+    """SIGKILL while writing into the spool volume: every element in the queue is complete."""
+    client = docker.from_env(timeout=60)
+    c = client.containers.run(
+        "fedcloud-appliance:latest",
+        ["python3", "-c", KILL_WRITER],
+        detach=True,
+        user="10001:10001",
+        volumes={f"{bundle.prefix}-spool": {"bind": "/var/spool/apel", "mode": "rw"}},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"writing" not in c.logs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"writing" in c.logs()
+        c.kill(signal="SIGKILL")
+        assert c.wait(timeout=30)["StatusCode"] == 137
+    finally:
+        c.remove(force=True)
+    res = json.loads(bundle.volume_python(CHECK_QUEUE))
+    assert res["count"] >= 20
+    assert res["read"] == res["count"]
+    assert res["bad"] == []
+    # the run lock of a killed job is released by the kernel: the next run is not refused (exit 4)
+    proc = bundle.compose("run", "--rm", "accounting", host=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_down_and_up_keep_spool_cache_and_state(bundle: Bundle):
+    bundle.volume_exec("echo kept > /image_data/marker && echo kept > /var/spool/apel/marker")
+    before = bundle.status_json()
+    bundle.compose("down", "-t", "5", timeout=180)
+    assert bundle.container("resource-bdii") == ""
+    bundle.compose("up", "-d", "resource-bdii", "site-bdii", "status-web", timeout=180)
+    bundle.wait_healthy("resource-bdii", timeout=120)
+    bundle.wait_healthy("status-web", timeout=60)
+    assert bundle.volume_exec("cat /image_data/marker /var/spool/apel/marker") == "kept\nkept\n"
+    after = bundle.status_json()
+    jobs_before = {j["key"]: j["last_run"] for j in before["jobs"]}
+    jobs_after = {j["key"]: j["last_run"] for j in after["jobs"]}
+    assert jobs_after["cloud-info"] == jobs_before["cloud-info"] is not None
+    assert jobs_after["accounting-extract"] == jobs_before["accounting-extract"] is not None
+    assert after["cache"]["files"] >= 1
+    tree = _ldap(bundle.ports["resource"], "o=glue", "(objectClass=GLUE2ComputingService)", "dn")
+    assert "GLUE2ServiceID=" in tree  # the published data survived in the state volume
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
+
+
+def test_status_page_in_headless_chromium(bundle: Bundle, tmp_path: Path):
+    bundle.wait_healthy("status-web", timeout=60)
+    url = f"http://127.0.0.1:{bundle.ports['status']}/"
+    profile = tmp_path / "chromium-profile"
+    dom = subprocess.run(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert '<span id="site">DEMO-SITE</span>' in html
+    for key in (
+        "cloud-info",
+        "accounting-extract",
+        "ssm-send",
+        "images-sync",
+        "bdii-update",
+        "site-bdii",
+    ):
+        assert f'data-job="{key}"' in html
+    assert 'data-job="cloud-info" data-status="ok"' in html
+    assert 'data-job="accounting-extract" data-status="ok"' in html
+    assert 'data-bdii="resource"' in html
+    shot = tmp_path / "status.png"
+    proc = subprocess.run(
+        [
+            "chromium",
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'p2'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,1000",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1280, 1000)
+    assert len(png) > 20_000  # a rendered page with tables and colours, not a blank canvas
