@@ -217,3 +217,55 @@ def test_broker_killed_mid_run_every_message_delivered_once_or_queued(
         assert len(dups) <= 1
     finally:
         node.start()
+
+
+def test_receiver_command_line_drains_over_tls(tmp_path, pki, broker, destination):
+    import subprocess
+    import sys
+
+    queued = fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [cloud_message(5, 3)])
+    cfg = write_config(tmp_path, stomp_settings(pki, broker, destination, tls=True))
+    assert main(["ssm", "send", "--once", "--config", str(cfg)]) == 0
+    allow = tmp_path / "allowed-dns"
+    allow.write_text(f"# signers we accept\n{pki.sender.dn}\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedcloud_ssm.receiver",
+            "--host",
+            "localhost",
+            "--port",
+            str(broker.stomps_port),
+            "--tls",
+            "--vhost",
+            "/",
+            "--destination",
+            destination,
+            "--cert",
+            str(pki.receiver.cert),
+            "--key",
+            str(pki.receiver.key),
+            "--capath",
+            str(pki.capath),
+            "--allow-file",
+            str(allow),
+            "--store",
+            str(tmp_path / "recv"),
+            "--drain",
+            "--idle",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "accepted": 1,
+        "rejected": 0,
+        "duplicates": 0,
+    }
+    ((name, body),) = queued.items()
+    assert (tmp_path / "recv" / "accepted" / f"{name.replace('/', '-')}.msg").read_bytes() == body
