@@ -291,8 +291,8 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _print_report(report: RunReport, fmt: str) -> None:
-    print(report.to_json() if fmt == "json" else report.render_text())
+def _print_report(report: RunReport, fmt: str, stream: Any = None) -> None:
+    print(report.to_json() if fmt == "json" else report.render_text(), file=stream or sys.stdout)
 
 
 def cmd_job(args: argparse.Namespace) -> int:
@@ -302,9 +302,11 @@ def cmd_job(args: argparse.Namespace) -> int:
     def make_ctx() -> JobContext:
         return JobContext(config=cfg, dry_run=args.dry_run, options=args)
 
-    if args.once or args.dry_run:
+    # a job option may make the run one-shot with its data on stdout (e.g. bdii-update --provider)
+    if args.once or args.dry_run or getattr(args, "one_shot", False):
         report = execute(spec, make_ctx(), lock_wait=args.wait_lock)
-        _print_report(report, args.report_format)
+        stream = sys.stderr if getattr(args, "stdout_is_data", False) else None
+        _print_report(report, args.report_format, stream)
         if report.fatal and report.details.get("transient"):
             return ExitCode.TRANSIENT
         return report.exit_code

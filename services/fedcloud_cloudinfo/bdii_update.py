@@ -224,6 +224,21 @@ def _publish_stats(
         report.error(f"o=infosys: {f}")
 
 
+class _ProviderAction(argparse.Action):
+    """``--provider``: one run, LDIF on stdout, the run report on stderr."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.provider = True
+        namespace.one_shot = True
+        namespace.stdout_is_data = True
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--with-slapd",
@@ -233,8 +248,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldap-url", metavar="URL", help="slapd to update (default: bdii.ldap_url)")
     p.add_argument(
         "--provider",
-        action="store_true",
-        help="print the snapshot LDIF (for a stock BDII's /var/lib/bdii/gip/provider/)",
+        action=_ProviderAction,
+        nargs=0,
+        default=False,
+        help="print the snapshot LDIF once (for a stock BDII's /var/lib/bdii/gip/provider/); "
+        "the run report goes to stderr",
     )
     p.add_argument(
         "--snapshot", metavar="FILE", help="snapshot to publish (default: bdii.snapshot)"

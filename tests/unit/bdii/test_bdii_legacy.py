@@ -79,3 +79,21 @@ def test_importers_are_picked_by_file_name() -> None:
     assert names["site.cfg"].matches(FIX / "site.cfg")
     assert names["glite-info-site-defaults.conf"].matches(FIX / "glite-info-site-defaults.conf")
     assert not names["site.cfg"].matches(FIX / "site-urls.conf")
+
+
+def test_provider_cli_prints_only_ldif_on_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedcloud_appliance.cli import main
+    from fedcloud_core.ldif import Entry, parse, render
+
+    snap = tmp_path / "cloud-info" / "snapshot.ldif"
+    snap.parent.mkdir()
+    svc = Entry("GLUE2ServiceID=s,GLUE2GroupID=resource,o=glue").add("objectClass", "GLUE2Service")
+    snap.write_text(render([Entry("o=glue").add("o", "glue"), svc]))
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n")
+    assert main(["bdii-update", "--provider", "--config", str(cfg)]) == 0  # one run, no scheduler
+    out, err = capsys.readouterr()
+    assert [e.dn for e in parse(out)] == [svc.dn]
+    assert "bdii-update: ok" in err
