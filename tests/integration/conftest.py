@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testbed import layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +52,13 @@ class Testbed:
             scope["system_scope"] = "all"
         elif project:
             scope.update(project_name=project, project_domain_name="Default")
-        auth = v3.Password(auth_url=self.auth_url, username=user, password=password, user_domain_name="Default", **scope)
+        auth = v3.Password(
+            auth_url=self.auth_url,
+            username=user,
+            password=password,
+            user_domain_name="Default",
+            **scope,
+        )
         return session.Session(auth=auth, timeout=60)
 
     def admin_session(self, project: str = "admin") -> Any:
@@ -112,17 +118,21 @@ def _load(tb_dir: Path) -> Testbed | None:
 
 
 @pytest.fixture(scope="session")
-def testbed() -> Iterator[Testbed]:
+def testbed() -> Testbed:
     """The local OpenStack, up, healthy and seeded (started once per session if needed)."""
     tb_dir = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed"))
     script = REPO / "scripts" / "dev" / "testbed"
     if os.environ.get("FEDCLOUD_TESTBED_SKIP") == "1":
         pytest.skip("FEDCLOUD_TESTBED_SKIP=1")
     # `up` is idempotent: ~1 s when everything already runs, minutes from nothing
-    res = subprocess.run([str(script), "up"], capture_output=True, text=True, timeout=900, check=False)
+    res = subprocess.run(
+        [str(script), "up"], capture_output=True, text=True, timeout=900, check=False
+    )
     if res.returncode != 0:
-        pytest.fail(f"scripts/dev/testbed up failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        pytest.fail(
+            f"scripts/dev/testbed up failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+        )
     tb = _load(tb_dir)
     if tb is None:
         pytest.fail(f"testbed up but no complete seed manifest in {tb_dir}")
-    yield tb
+    return tb

@@ -47,7 +47,9 @@ def cmd_status(lay: Layout, args: argparse.Namespace) -> int:
             state = f"HTTP {code}" if code else "NOT ANSWERING"
         else:
             state = "listening" if health.port_open(svc.port) else "NOT LISTENING"
-        print(f"{svc.name:<17} {t.pid:>7} {svc.port or '-':>6} {len(members):>5} {rss / 1024:>8.1f}  {state}")
+        print(
+            f"{svc.name:<17} {t.pid:>7} {svc.port or '-':>6} {len(members):>5} {rss / 1024:>8.1f}  {state}"
+        )
     if "epmd" in running:
         rss = procs.rss_kib(running["epmd"].pid)
         total += rss
@@ -63,7 +65,7 @@ def cmd_status(lay: Layout, args: argparse.Namespace) -> int:
             ready, missing = health.compute_ready(session(), None)
             print("workers: " + ("nova and cinder services up, placement and cinder pools present"
                                  if ready else f"NOT READY: {missing}"))  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - status reports, never raises
+        except Exception as exc:
             print(f"workers: cannot ask the APIs: {exc}")
             return 1
     if lay.seed_json.exists():
@@ -90,25 +92,33 @@ def cmd_scale(lay: Layout, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="testbed", description="local OpenStack for tests and the demo")
+    parser = argparse.ArgumentParser(
+        prog="testbed", description="local OpenStack for tests and the demo"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("up", help="install, configure, start, wait until healthy, seed (idempotent)")
+    p = sub.add_parser(
+        "up", help="install, configure, start, wait until healthy, seed (idempotent)"
+    )
     p.add_argument("--no-seed", action="store_true", help="do not seed the demo site")
     p.set_defaults(func=cmd_up)
-    sub.add_parser("status", help="services, PIDs, ports, memory, health").set_defaults(func=cmd_status)
+    sub.add_parser("status", help="services, PIDs, ports, memory, health").set_defaults(
+        func=cmd_status
+    )
     sub.add_parser("seed", help="(re)seed the demo site, idempotently").set_defaults(func=cmd_seed)
     sub.add_parser("stop", help="stop every testbed process by PID").set_defaults(func=cmd_stop)
     sub.add_parser("wipe", help="stop and delete the state directory").set_defaults(func=cmd_wipe)
     p = sub.add_parser("scale", help="add many objects through the APIs (benchmarks)")
     for what in ("images", "flavors", "servers", "projects"):
-        p.add_argument(f"--{what}", type=int, default=0, metavar="N", help=f"total scale-* {what} wanted")
+        p.add_argument(
+            f"--{what}", type=int, default=0, metavar="N", help=f"total scale-* {what} wanted"
+        )
     p.add_argument("--workers", type=int, default=16, help="concurrent API calls")
     p.set_defaults(func=cmd_scale)
     args = parser.parse_args(argv)
     lay = Layout.from_env()
     try:
         return int(args.func(lay, args))
-    except (stack.StackError, procs.ProcError, TimeoutError) as exc:
+    except (stack.StackError, procs.ProcError, TimeoutError, RuntimeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -29,7 +29,9 @@ def session(
         scope["project_id"] = project_id
     elif project:
         scope.update(project_name=project, project_domain_name="Default")
-    auth = v3.Password(auth_url=AUTH_URL, username=user, password=password, user_domain_name="Default", **scope)
+    auth = v3.Password(
+        auth_url=AUTH_URL, username=user, password=password, user_domain_name="Default", **scope
+    )
     return ks_session.Session(auth=auth, timeout=TIMEOUT)
 
 

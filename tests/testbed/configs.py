@@ -10,7 +10,16 @@ import shutil
 from pathlib import Path
 
 from .layout import (
-    AUTH_URL, DB_URL, HOST, MQ_PASSWORD, MQ_URL, MQ_USER, REGION, SERVICE_PASSWORD, Layout,
+    DB_URL,
+    HOST,
+    KEYSTONE_URL,
+    MQ_PASSWORD,
+    MQ_URL,
+    MQ_USER,
+    PORTS,
+    REGION,
+    SERVICE_PASSWORD,
+    Layout,
 )  # fmt: skip
 
 Ini = dict[str, dict[str, "str | int | float | bool | list[str]"]]
@@ -31,7 +40,7 @@ def render_ini(doc: Ini) -> str:
 def _service_auth(user: str) -> dict[str, str]:
     """Password auth of a service user in the ``service`` project."""
     return {
-        "auth_url": f"http://{HOST}:5000",
+        "auth_url": KEYSTONE_URL,
         "auth_type": "password",
         "user_domain_name": "Default",
         "project_domain_name": "Default",
@@ -43,10 +52,16 @@ def _service_auth(user: str) -> dict[str, str]:
 
 
 def _authtoken(user: str) -> dict[str, str]:
-    return {"www_authenticate_uri": f"http://{HOST}:5000", "service_token_roles_required": "true", **_service_auth(user)}
+    return {
+        "www_authenticate_uri": KEYSTONE_URL,
+        "service_token_roles_required": "true",
+        **_service_auth(user),
+    }
 
 
-def _uwsgi(lay: Layout, name: str, port: int, module: str, env: list[str], extra: dict | None = None) -> Ini:
+def _uwsgi(
+    lay: Layout, name: str, port: int, module: str, env: list[str], extra: dict | None = None
+) -> Ini:
     body: dict = {
         "http-socket": f"{HOST}:{port}",
         "module": module,
@@ -82,7 +97,7 @@ def keystone(lay: Layout) -> dict[str, Ini]:
         # without a cache every token validation costs ~0.4 s; in-process memory is safe with 1 process
         "cache": {"enabled": True, "backend": "dogpile.cache.memory"},
     }
-    uwsgi = _uwsgi(lay, "keystone", 5000, "keystone.wsgi.api:application",
+    uwsgi = _uwsgi(lay, "keystone", PORTS["keystone"], "keystone.wsgi.api:application",
                    [f"OS_KEYSTONE_CONFIG_FILES={keys / 'keystone.conf'}"])  # fmt: skip
     return {"keystone/keystone.conf": conf, "keystone/uwsgi.ini": uwsgi}
 
@@ -93,7 +108,7 @@ def glance(lay: Layout) -> dict[str, Ini]:
         "DEFAULT": {
             "log_file": str(lay.logs / "glance-api.log"),
             "enabled_backends": "file:file",
-            "worker_self_reference_url": f"http://{HOST}:9292",
+            "worker_self_reference_url": f"http://{HOST}:{PORTS['glance']}",
             "image_member_quota": 1000,
             "image_property_quota": 256,
         },
@@ -103,10 +118,13 @@ def glance(lay: Layout) -> dict[str, Ini]:
         "os_glance_staging_store": {"filesystem_store_datadir": f"{gdir / 'staging'}/"},
         "os_glance_tasks_store": {"filesystem_store_datadir": f"{gdir / 'tasks'}/"},
         "keystone_authtoken": _authtoken("glance"),
-        "paste_deploy": {"flavor": "keystone", "config_file": str(lay.etc / "glance" / "glance-api-paste.ini")},
+        "paste_deploy": {
+            "flavor": "keystone",
+            "config_file": str(lay.etc / "glance" / "glance-api-paste.ini"),
+        },
         "oslo_concurrency": {"lock_path": str(lay.run / "lock")},
     }
-    uwsgi = _uwsgi(lay, "glance", 9292, "glance.wsgi.api:application",
+    uwsgi = _uwsgi(lay, "glance", PORTS["glance"], "glance.wsgi.api:application",
                    [f"OS_GLANCE_CONFIG_DIR={lay.etc / 'glance'}"],
                    {"http-chunked-input": True, "http-auto-chunked": True, "http-raw-body": True,
                     "chunked-input-limit": 4096000})  # fmt: skip
@@ -120,7 +138,7 @@ def placement(lay: Layout) -> dict[str, Ini]:
         "api": {"auth_strategy": "keystone"},
         "keystone_authtoken": _authtoken("placement"),
     }
-    uwsgi = _uwsgi(lay, "placement", 8778, "placement.wsgi.api:application",
+    uwsgi = _uwsgi(lay, "placement", PORTS["placement"], "placement.wsgi.api:application",
                    [f"OS_PLACEMENT_CONFIG_DIR={lay.etc / 'placement'}"])  # fmt: skip
     return {"placement/placement.conf": conf, "placement/uwsgi.ini": uwsgi}
 
@@ -177,9 +195,14 @@ def nova(lay: Layout) -> dict[str, Ini]:
         "DEFAULT": {"log_file": str(lay.logs / "nova-api.log")},
         "wsgi": {"api_paste_config": str(ndir / "api-paste.ini")},
     }
-    uwsgi = _uwsgi(lay, "nova-api", 8774, "nova.wsgi.osapi_compute:application",
+    uwsgi = _uwsgi(lay, "nova-api", PORTS["nova-api"], "nova.wsgi.osapi_compute:application",
                    [f"OS_NOVA_CONFIG_DIR={ndir}", "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf;nova-db.conf;nova-api.conf"])  # fmt: skip
-    return {"nova/nova.conf": common, "nova/nova-db.conf": db, "nova/nova-api.conf": api, "nova/uwsgi.ini": uwsgi}
+    return {
+        "nova/nova.conf": common,
+        "nova/nova-db.conf": db,
+        "nova/nova-api.conf": api,
+        "nova/uwsgi.ini": uwsgi,
+    }
 
 
 def neutron(lay: Layout) -> dict[str, Ini]:
@@ -219,7 +242,7 @@ def neutron(lay: Layout) -> dict[str, Ini]:
         "ml2_type_flat": {"flat_networks": "public"},
         "ml2_type_vxlan": {"vni_ranges": "1:10000"},
     }
-    uwsgi = _uwsgi(lay, "neutron", 9696, "neutron.wsgi.api:application",
+    uwsgi = _uwsgi(lay, "neutron", PORTS["neutron"], "neutron.wsgi.api:application",
                    [f"OS_NEUTRON_CONFIG_DIR={lay.etc / 'neutron'}", "OS_NEUTRON_CONFIG_FILES=neutron.conf;ml2_conf.ini"],
                    {"start-time": "%t"})  # fmt: skip
     return {"neutron/neutron.conf": conf, "neutron/ml2_conf.ini": ml2, "neutron/uwsgi.ini": uwsgi}
@@ -240,7 +263,7 @@ def cinder(lay: Layout) -> dict[str, Ini]:
             "api_paste_config": str(cdir / "api-paste.ini"),
             "resource_query_filters_file": str(cdir / "resource_filters.json"),
             "enabled_backends": "fake",
-            "glance_api_servers": f"http://{HOST}:9292",
+            "glance_api_servers": f"http://{HOST}:{PORTS['glance']}",
             # publish backend stats every 10 s (default 60) so a fresh stack schedules volumes quickly
             "backend_stats_polling_interval": 10,
             "graceful_shutdown_timeout": 5,
@@ -259,7 +282,7 @@ def cinder(lay: Layout) -> dict[str, Ini]:
         "oslo_messaging_notifications": {"driver": "noop"},
     }  # fmt: skip
     api: Ini = {"DEFAULT": {"log_file": str(lay.logs / "cinder-api.log")}}
-    uwsgi = _uwsgi(lay, "cinder-api", 8776, "cinder.wsgi.api:application", [],
+    uwsgi = _uwsgi(lay, "cinder-api", PORTS["cinder-api"], "cinder.wsgi.api:application", [],
                    {"pyargv": f"--config-file {cdir / 'cinder.conf'} --config-file {cdir / 'cinder-api.conf'}"})  # fmt: skip
     return {"cinder/cinder.conf": conf, "cinder/cinder-api.conf": api, "cinder/uwsgi.ini": uwsgi}
 
@@ -271,7 +294,7 @@ def mariadb(lay: Layout) -> dict[str, Ini]:
             "socket": str(lay.mysql_socket),
             "pid-file": str(lay.run / "mysqld.internal.pid"),
             "bind-address": HOST,
-            "port": 3306,
+            "port": PORTS["mariadb"],
             "user": "root",
             "skip-name-resolve": "ON",
             "log-error": str(lay.logs / "mariadb.log"),
@@ -293,7 +316,7 @@ def mariadb(lay: Layout) -> dict[str, Ini]:
 def rabbitmq_conf() -> str:
     """RabbitMQ's new-style (sysctl-like) config: 127.0.0.1 only, our own user."""
     return "\n".join([
-        f"listeners.tcp.1 = {HOST}:5672",
+        f"listeners.tcp.1 = {HOST}:{PORTS['rabbitmq']}",
         "loopback_users = none",
         f"default_user = {MQ_USER}",
         f"default_pass = {MQ_PASSWORD}",

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .layout import HOST, Service
@@ -47,7 +47,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a probe failing is "not yet"
+        except Exception:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
@@ -55,7 +55,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _fresh(row: dict, since: datetime | None) -> bool:
@@ -78,11 +78,17 @@ def compute_ready(sess: Any, since: datetime | None) -> tuple[bool, str]:
     not the state column, is what proves a worker is consuming RPC again.
     """
     nova = sess.get("/os-services", endpoint_filter={"service_type": "compute"}).json()["services"]
-    cinder = sess.get("/os-services", endpoint_filter={"service_type": "volumev3"}).json()["services"]
+    cinder = sess.get("/os-services", endpoint_filter={"service_type": "volumev3"}).json()[
+        "services"
+    ]
     fresh = {r["binary"]: _fresh(r, since) for r in nova + cinder}
     missing = [b for b in NOVA_BINARIES + CINDER_BINARIES if not fresh.get(b)]
-    rps = sess.get("/resource_providers", endpoint_filter={"service_type": "placement"}).json()["resource_providers"]
-    pools = sess.get("/scheduler-stats/get_pools", endpoint_filter={"service_type": "volumev3"}).json()["pools"]
+    rps = sess.get("/resource_providers", endpoint_filter={"service_type": "placement"}).json()[
+        "resource_providers"
+    ]
+    pools = sess.get(
+        "/scheduler-stats/get_pools", endpoint_filter={"service_type": "volumev3"}
+    ).json()["pools"]
     if not rps:
         missing.append("placement resource provider")
     if not pools:

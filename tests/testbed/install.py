@@ -61,7 +61,9 @@ def _wait_dpkg_lock(timeout: float) -> None:
 def missing_apt() -> list[str]:
     need = []
     for pkg in APT_PACKAGES:
-        res = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False)
+        res = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
+        )
         if "install ok installed" not in res.stdout:
             need.append(pkg)
     return need
@@ -103,7 +105,13 @@ def venv_ready(lay: Layout, probe: bool = True) -> bool:
     mark = lay.mark("venv")
     if not mark.exists() or mark.read_text().strip() != venv_fingerprint():
         return False
-    return not probe or subprocess.run([str(lay.python), "-c", PROBE], capture_output=True, check=False).returncode == 0
+    return (
+        not probe
+        or subprocess.run(
+            [str(lay.python), "-c", PROBE], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def ensure_venv(lay: Layout) -> bool:
@@ -119,7 +127,21 @@ def ensure_venv(lay: Layout) -> bool:
     # build our ML2 driver from a copy so the git clone stays clean (no build/ or egg-info)
     build = lay.root / "build" / "ml2_bindall"
     shutil.rmtree(build, ignore_errors=True)
-    shutil.copytree(ML2_SRC, build, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__"))
-    _run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--force-reinstall", str(build)], log, 300)
+    shutil.copytree(
+        ML2_SRC, build, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__")
+    )
+    _run(
+        [
+            *pip,
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--force-reinstall",
+            str(build),
+        ],
+        log,
+        300,
+    )
     lay.mark("venv").write_text(venv_fingerprint() + "\n")
     return True

@@ -8,7 +8,19 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 REGION = "RegionOne"
-AUTH_URL = f"http://{HOST}:5000/v3"
+
+# Standard ports; FEDCLOUD_TESTBED_PORT_OFFSET shifts them all (e.g. 10000) so a second
+# testbed (another state dir) can run beside the default one. epmd (4369) is shared.
+PORT_OFFSET = int(os.environ.get("FEDCLOUD_TESTBED_PORT_OFFSET", "0"))
+PORTS = {
+    name: base + PORT_OFFSET
+    for name, base in {
+        "mariadb": 3306, "rabbitmq": 5672, "rabbitmq-dist": 25672, "keystone": 5000, "glance": 9292,
+        "placement": 8778, "nova-api": 8774, "neutron": 9696, "cinder-api": 8776,
+    }.items()
+}  # fmt: skip
+KEYSTONE_URL = f"http://{HOST}:{PORTS['keystone']}"
+AUTH_URL = f"{KEYSTONE_URL}/v3"
 
 # Well-known, test-only secrets. Never reuse outside the testbed.
 ADMIN_PASSWORD = "admin-secret"
@@ -17,22 +29,32 @@ DB_USER, DB_PASSWORD = "openstack", "db-secret"
 MQ_USER, MQ_PASSWORD = "openstack", "mq-secret"
 READER_USER, READER_PASSWORD = "fedcloud-reader", "reader-secret"
 
-DB_URL = f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@{HOST}:3306/{{db}}?charset=utf8"
-MQ_URL = f"rabbit://{MQ_USER}:{MQ_PASSWORD}@{HOST}:5672/"
+DB_URL = f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@{HOST}:{PORTS['mariadb']}/{{db}}?charset=utf8"
+MQ_URL = f"rabbit://{MQ_USER}:{MQ_PASSWORD}@{HOST}:{PORTS['rabbitmq']}/"
 
-RABBIT_NODE = "testbed@localhost"
-RABBIT_DIST_PORT = 25672
+# our own Erlang node name: another RabbitMQ (e.g. the STOMP broker tests) may run beside it
+RABBIT_NODE = f"testbed{PORT_OFFSET or ''}@localhost"
+RABBIT_DIST_PORT = PORTS["rabbitmq-dist"]
 
-DATABASES = ("keystone", "glance", "placement", "nova_api", "nova_cell0", "nova_cell1", "neutron", "cinder")
+DATABASES = (
+    "keystone",
+    "glance",
+    "placement",
+    "nova_api",
+    "nova_cell0",
+    "nova_cell1",
+    "neutron",
+    "cinder",
+)
 
 # Keystone service catalog: service name -> (type, endpoint URL, service user)
 CATALOG = {
-    "glance": ("image", f"http://{HOST}:9292", "glance"),
-    "placement": ("placement", f"http://{HOST}:8778", "placement"),
-    "nova": ("compute", f"http://{HOST}:8774/v2.1", "nova"),
-    "neutron": ("network", f"http://{HOST}:9696", "neutron"),
-    "cinderv3": ("volumev3", f"http://{HOST}:8776/v3/$(project_id)s", "cinder"),
-    "cinder": ("block-storage", f"http://{HOST}:8776/v3/$(project_id)s", "cinder"),
+    "glance": ("image", f"http://{HOST}:{PORTS['glance']}", "glance"),
+    "placement": ("placement", f"http://{HOST}:{PORTS['placement']}", "placement"),
+    "nova": ("compute", f"http://{HOST}:{PORTS['nova-api']}/v2.1", "nova"),
+    "neutron": ("network", f"http://{HOST}:{PORTS['neutron']}", "neutron"),
+    "cinderv3": ("volumev3", f"http://{HOST}:{PORTS['cinder-api']}/v3/$(project_id)s", "cinder"),
+    "cinder": ("block-storage", f"http://{HOST}:{PORTS['cinder-api']}/v3/$(project_id)s", "cinder"),
 }
 
 
@@ -47,14 +69,14 @@ class Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("mariadb", 3306, tier=0),
-    Service("rabbitmq", 5672, tier=0),
-    Service("keystone", 5000, "/v3", tier=1),
-    Service("glance", 9292, "/", tier=2),
-    Service("placement", 8778, "/", tier=2),
-    Service("neutron", 9696, "/", tier=2),
-    Service("nova-api", 8774, "/", tier=2),
-    Service("cinder-api", 8776, "/", tier=2),
+    Service("mariadb", PORTS["mariadb"], tier=0),
+    Service("rabbitmq", PORTS["rabbitmq"], tier=0),
+    Service("keystone", PORTS["keystone"], "/v3", tier=1),
+    Service("glance", PORTS["glance"], "/", tier=2),
+    Service("placement", PORTS["placement"], "/", tier=2),
+    Service("neutron", PORTS["neutron"], "/", tier=2),
+    Service("nova-api", PORTS["nova-api"], "/", tier=2),
+    Service("cinder-api", PORTS["cinder-api"], "/", tier=2),
     Service("nova-conductor", None, tier=3),
     Service("nova-scheduler", None, tier=3),
     Service("nova-compute", None, tier=3),
@@ -72,7 +94,9 @@ class Layout:
 
     @classmethod
     def from_env(cls) -> Layout:
-        return cls(Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed")).resolve())
+        return cls(
+            Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed")).resolve()
+        )
 
     @property
     def venv(self) -> Path:

@@ -70,7 +70,9 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start(name: str, argv: list[str], pidfile: Path, log: Path, env: dict[str, str] | None = None) -> int:
+def start(
+    name: str, argv: list[str], pidfile: Path, log: Path, env: dict[str, str] | None = None
+) -> int:
     """Start ``argv`` detached (new session, stdin closed), record its PID, return it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:

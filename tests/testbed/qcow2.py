@@ -1,11 +1,11 @@
 """Write a small, valid, empty qcow2 (version 3) image without qemu-img.
 
 Glance inspects uploads and refuses data that does not match ``disk_format``,
-so test images must be real qcow2 files. Layout, one 64 KiB cluster each:
-header | refcount table | refcount block | L1 table (all entries zero: no data).
-A ``label`` is written as an (ignored) header-extension-free tail in the
-padding of the header cluster so that differently labelled images have
-different checksums.
+so test images must be real qcow2 files. Four clusters:
+header | refcount table | refcount block | L1 table (all zero: no data yet).
+An optional ``label`` goes into the unused bytes after the header (qemu ignores
+them), so differently labelled images get different checksums. With 512-byte
+clusters (``cluster_bits=9``) an image is 2 KiB, handy for thousands of uploads.
 """
 
 from __future__ import annotations
@@ -14,39 +14,45 @@ import struct
 from pathlib import Path
 
 MAGIC = 0x514649FB
-CLUSTER_BITS = 16
-CLUSTER = 1 << CLUSTER_BITS
+LABEL_AT = 128  # after the 104-byte v3 header and the end-of-extensions marker
 
 
-def build(virtual_mib: int = 64, label: str = "") -> bytes:
+def build(virtual_mib: int = 64, label: str = "", cluster_bits: int = 16) -> bytes:
+    cluster = 1 << cluster_bits
     vsize = virtual_mib * 1024 * 1024
-    per_l2 = CLUSTER // 8
-    l1_entries = -(-vsize // (CLUSTER * per_l2))
+    l1_entries = -(-vsize // (cluster * (cluster // 8)))  # one L1 entry maps a full L2 table
+    if l1_entries * 8 > cluster:
+        raise ValueError("virtual size too large for a one-cluster L1 table; raise cluster_bits")
     header = struct.pack(
         ">IIQIIQIIQQIIQ",
-        MAGIC, 3,           # magic, version
-        0, 0,               # backing file offset, size
-        CLUSTER_BITS, vsize,
-        0,                  # no encryption
-        l1_entries, 3 * CLUSTER,   # L1 size, L1 offset
-        1 * CLUSTER,        # refcount table offset
-        1,                  # refcount table clusters
-        0, 0,               # snapshots: count, offset
-    )  # fmt: skip
-    # v3 fields: incompatible/compatible/autoclear features, refcount order (16 bit), header length
+        MAGIC,
+        3,  # version
+        0,  # backing file offset (none)
+        0,  # backing file name length
+        cluster_bits,
+        vsize,
+        0,  # no encryption
+        l1_entries,
+        3 * cluster,  # L1 table offset
+        1 * cluster,  # refcount table offset
+        1,  # refcount table clusters
+        0,  # snapshots
+        0,  # snapshots offset
+    )
+    # v3: incompatible, compatible, autoclear features; refcount order 4 (16 bit); header length
     header += struct.pack(">QQQII", 0, 0, 0, 4, 104)
-    header += struct.pack(">II", 0, 0)  # end-of-extensions marker
-    img = bytearray(4 * CLUSTER)
+    header += struct.pack(">II", 0, 0)  # end of header extensions
+    img = bytearray(4 * cluster)
     img[: len(header)] = header
-    tag = label.encode()[:1024]
-    img[CLUSTER - 2048 : CLUSTER - 2048 + len(tag)] = tag  # unused padding inside cluster 0
-    img[CLUSTER : CLUSTER + 8] = struct.pack(">Q", 2 * CLUSTER)
-    for i in range(4):  # clusters 0-3 are in use, refcount 1 each
-        img[2 * CLUSTER + 2 * i : 2 * CLUSTER + 2 * i + 2] = struct.pack(">H", 1)
+    tag = label.encode()[: cluster - LABEL_AT]
+    img[LABEL_AT : LABEL_AT + len(tag)] = tag
+    img[cluster : cluster + 8] = struct.pack(">Q", 2 * cluster)  # refcount table -> block
+    for i in range(4):  # clusters 0..3 are used once each
+        img[2 * cluster + 2 * i : 2 * cluster + 2 * i + 2] = struct.pack(">H", 1)
     return bytes(img)
 
 
-def write(path: Path, virtual_mib: int = 64, label: str = "") -> Path:
+def write(path: Path, virtual_mib: int = 64, label: str = "", cluster_bits: int = 16) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(build(virtual_mib, label))
+    path.write_bytes(build(virtual_mib, label, cluster_bits))
     return path

@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import qcow2
@@ -65,7 +65,9 @@ FLAVORS = (
 )  # fmt: skip
 
 
-def _egi_props(appdb: str, title: str, distro: str, version: str, image_list: str) -> dict[str, str]:
+def _egi_props(
+    appdb: str, title: str, distro: str, version: str, image_list: str
+) -> dict[str, str]:
     mpuri = f"https://appdb.egi.eu/store/vm/image/{appdb}:{version}/"
     attributes = {
         "ad:mpuri": mpuri, "dc:identifier": appdb, "dc:title": title,
@@ -120,7 +122,9 @@ class ServerSpec:
     flavor: str
     image: str
     steps: tuple[str, ...] = ()  # stop start suspend resume pause unpause shelve delete
-    nic: str | None = None  # None: no NIC | "private": the project network | "public": dual-stack external
+    nic: str | None = (
+        None  # None: no NIC | "private": the project network | "public": dual-stack external
+    )
     floating_ip: bool = False
     expect: str = "ACTIVE"  # status reached after create (ERROR for unplaceable)
 
@@ -159,7 +163,7 @@ PUBLIC_V6 = ("2001:db8:fed::/64", "2001:db8:fed::1")  # documentation prefix
 
 
 def utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SeedError(RuntimeError):
@@ -259,19 +263,32 @@ class Seeder:
             self.m["projects"][name] = {"id": proj.id, "vo": vo, "tags": tags}
             if vo:
                 self.m["vo_map"][proj.id] = vo
-        self.m["projects"]["admin"] = {"id": next(iter(ks.projects.list(name="admin"))).id, "vo": None, "tags": []}
+        self.m["projects"]["admin"] = {
+            "id": next(iter(ks.projects.list(name="admin"))).id,
+            "vo": None,
+            "tags": [],
+        }
         users = {u.name: u for u in ks.users.list(domain="default")}
         for uname, projects in USERS.items():
             user = users.get(uname) or ks.users.create(uname, domain="default", password=DEMO_PASSWORD,
                                                        email=f"{uname}@example.org")  # fmt: skip
             for pname in projects:
                 ks.roles.grant(roles["member"], user=user, project=self.m["projects"][pname]["id"])
-            self.m["users"][uname] = {"id": user.id, "password": DEMO_PASSWORD, "projects": projects, "role": "member"}
+            self.m["users"][uname] = {
+                "id": user.id,
+                "password": DEMO_PASSWORD,
+                "projects": projects,
+                "role": "member",
+            }
         self.m["users"][READER_USER] = {
             "id": reader.id, "role": "reader", "system_reader": True,
             "projects": [n for n, _ in wanted],
         }  # fmt: skip
-        self.m["users"]["admin"] = {"id": admin_user.id, "role": "admin", "projects": ["admin"] + [n for n, _ in wanted]}
+        self.m["users"]["admin"] = {
+            "id": admin_user.id,
+            "role": "admin",
+            "projects": ["admin"] + [n for n, _ in wanted],
+        }
 
     def quotas(self) -> None:
         c = self.clients()
@@ -290,11 +307,20 @@ class Seeder:
         have = {f.name: f for f in nova.flavors.list(is_public=None)}
         for spec in FLAVORS:
             fl = have.get(spec.name) or nova.flavors.create(
-                spec.name, spec.ram, spec.vcpus, spec.disk, ephemeral=spec.ephemeral, is_public=spec.public
+                spec.name,
+                spec.ram,
+                spec.vcpus,
+                spec.disk,
+                ephemeral=spec.ephemeral,
+                is_public=spec.public,
             )
             if spec.specs and fl.get_keys() != spec.specs:
                 fl.set_keys(spec.specs)
-            granted = {a.tenant_id for a in nova.flavor_access.list(flavor=fl)} if not spec.public else set()
+            granted = (
+                {a.tenant_id for a in nova.flavor_access.list(flavor=fl)}
+                if not spec.public
+                else set()
+            )
             for pname in spec.access:
                 pid = self.m["projects"][pname]["id"]
                 if pid not in granted:
@@ -328,11 +354,15 @@ class Seeder:
             members: dict[str, str] = {}
             for pname in spec.members:
                 pid = self.m["projects"][pname]["id"]
-                current = {mm["member_id"]: mm["status"] for mm in glance.image_members.list(img["id"])}
+                current = {
+                    mm["member_id"]: mm["status"] for mm in glance.image_members.list(img["id"])
+                }
                 if pid not in current:
                     glance.image_members.create(img["id"], pid)
                 if current.get(pid) != "accepted":  # only the member project can accept
-                    self.clients("admin", pname).glance.image_members.update(img["id"], pid, "accepted")
+                    self.clients("admin", pname).glance.image_members.update(
+                        img["id"], pid, "accepted"
+                    )
                 members[pname] = "accepted"
             self.m["images"][spec.name] = {
                 "id": img["id"], "visibility": img["visibility"], "owner": owner, "owner_project": spec.owner,
@@ -375,7 +405,9 @@ class Seeder:
                 router = neutron.create_router({"router": {
                     "name": f"{pname}-router", "project_id": pid,
                     "external_gateway_info": {"network_id": pub["id"]}}})["router"]  # fmt: skip
-            ports = neutron.list_ports(device_id=router["id"], device_owner="network:router_interface")["ports"]
+            ports = neutron.list_ports(
+                device_id=router["id"], device_owner="network:router_interface"
+            )["ports"]
             if not ports:
                 neutron.add_interface_router(router["id"], {"subnet_id": sub["id"]})
             self.m["networks"][net_name] = {"id": net["id"], "project": pname, "external": False,
@@ -411,7 +443,9 @@ class Seeder:
     def _existing_servers(self) -> dict[tuple[str, str], Any]:
         """All servers ever created (changes-since also returns deleted ones), by (project id, name)."""
         nova = self.clients().nova
-        found = nova.servers.list(search_opts={"all_tenants": 1, "changes-since": "2000-01-01T00:00:00Z"})
+        found = nova.servers.list(
+            search_opts={"all_tenants": 1, "changes-since": "2000-01-01T00:00:00Z"}
+        )
         return {(s.tenant_id, s.name): s for s in found}
 
     def servers(self, previous: dict[str, Any]) -> None:
@@ -431,7 +465,9 @@ class Seeder:
         if not todo:
             self.say("servers already created (kept their recorded timelines)")
             return
-        self.say(f"booting {len(todo)} servers and walking them through their states ({STEP_GAP:.0f}s apart)")
+        self.say(
+            f"booting {len(todo)} servers and walking them through their states ({STEP_GAP:.0f}s apart)"
+        )
         window_start = utc()
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:
             results = list(pool.map(self._play, todo))
@@ -506,7 +542,7 @@ class Seeder:
                                  "observed_at": self._wait_status(nova, srv.id, status)})  # fmt: skip
             entry["status"] = timeline[-1]["status"]
             return entry
-        except Exception as exc:  # noqa: BLE001 - reported by servers()
+        except Exception as exc:
             return SeedError(f"{spec.name}: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------ floating IPs

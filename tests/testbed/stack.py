@@ -12,8 +12,23 @@ from pathlib import Path
 
 from . import configs, health, install, procs, qcow2
 from .layout import (
-    ADMIN_PASSWORD, AUTH_URL, CATALOG, DATABASES, DB_PASSWORD, DB_USER, HOST, RABBIT_DIST_PORT,
-    RABBIT_NODE, READER_PASSWORD, READER_USER, REGION, SERVICE_BY_NAME, SERVICE_PASSWORD, SERVICES, Layout,
+    ADMIN_PASSWORD,
+    AUTH_URL,
+    CATALOG,
+    DATABASES,
+    DB_PASSWORD,
+    DB_USER,
+    HOST,
+    PORTS,
+    RABBIT_DIST_PORT,
+    RABBIT_NODE,
+    READER_PASSWORD,
+    READER_USER,
+    REGION,
+    SERVICE_BY_NAME,
+    SERVICE_PASSWORD,
+    SERVICES,
+    Layout,
 )  # fmt: skip
 
 
@@ -41,7 +56,7 @@ def rabbit_env(lay: Layout) -> dict[str, str]:
         "HOME": str(rmq / "home"),  # the Erlang cookie lives here
         "RABBITMQ_NODENAME": RABBIT_NODE,
         "RABBITMQ_NODE_IP_ADDRESS": HOST,
-        "RABBITMQ_NODE_PORT": "5672",
+        "RABBITMQ_NODE_PORT": str(PORTS["rabbitmq"]),
         "RABBITMQ_DIST_PORT": str(RABBIT_DIST_PORT),
         "ERL_EPMD_ADDRESS": HOST,
         "RABBITMQ_MNESIA_BASE": str(rmq / "mnesia"),
@@ -86,7 +101,9 @@ def tracked(lay: Layout) -> dict[str, procs.Tracked]:
 
 
 def _port_owner(port: int) -> str:
-    res = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+    )
     return res.stdout.strip()
 
 
@@ -103,13 +120,19 @@ def start_daemon(lay: Layout, name: str, running: dict[str, procs.Tracked]) -> b
     return True
 
 
-def _run(argv: list[str], log: Path, timeout: float = 600, env: dict | None = None, check: bool = True) -> int:
+def _run(
+    argv: list[str], log: Path, timeout: float = 600, env: dict | None = None, check: bool = True
+) -> int:
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
-        res = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env, check=False)
+        res = subprocess.run(
+            argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env, check=False
+        )
     if check and res.returncode != 0:
-        raise StackError(f"{Path(argv[0]).name} {' '.join(argv[1:3])} failed ({res.returncode}); see {log}")
+        raise StackError(
+            f"{Path(argv[0]).name} {' '.join(argv[1:3])} failed ({res.returncode}); see {log}"
+        )
     return res.returncode
 
 
@@ -126,7 +149,9 @@ def start_infra(lay: Layout, clock: Clock) -> None:
     if not (lay.root / "mysql" / "mysql").is_dir():
         _run(["mariadb-install-db", f"--defaults-file={lay.mysql_cnf}", "--auth-root-authentication-method=socket",
               "--skip-test-db"], lay.logs / "mariadb-install.log")  # fmt: skip
-    epmd_before = subprocess.run(["epmd", "-names"], capture_output=True, check=False).returncode == 0
+    epmd_before = (
+        subprocess.run(["epmd", "-names"], capture_output=True, check=False).returncode == 0
+    )
     db_started = start_daemon(lay, "mariadb", running)
     mq_started = start_daemon(lay, "rabbitmq", running)
     health.wait_for("mariadb", lambda: _mysql(lay, "SELECT 1").returncode == 0, 60)
@@ -137,18 +162,22 @@ def start_infra(lay: Layout, clock: Clock) -> None:
     res = _mysql(lay, "; ".join(grants))
     if res.returncode:
         raise StackError(f"mariadb setup failed: {res.stderr.strip()}")
-    clock.say(f"mariadb {'started' if db_started else 'already running'} on {HOST}:3306")
+    clock.say(
+        f"mariadb {'started' if db_started else 'already running'} on {HOST}:{PORTS['mariadb']}"
+    )
     ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", RABBIT_NODE, "wait", "--timeout", "120",
            str(lay.run / "rabbitmq-beam.internal.pid")]  # fmt: skip
     if _run(ctl, lay.logs / "rabbitmq-wait.log", 150, env=_env(rabbit_env(lay)), check=False):
         raise StackError(f"rabbitmq did not start; see {lay.root / 'rabbitmq' / 'log'}")
-    health.wait_for("rabbitmq listener", lambda: health.port_open(5672), 30)
+    health.wait_for("rabbitmq listener", lambda: health.port_open(PORTS["rabbitmq"]), 30)
     if mq_started and not epmd_before:  # we started epmd: remember its PID so stop can end it
         owner = _port_owner(4369)
         if "pid=" in owner:
             pid = int(owner.split("pid=")[1].split(",")[0])
             lay.pidfile("epmd").write_text(f"{pid} epmd\n")
-    clock.say(f"rabbitmq {'started' if mq_started else 'already running'} as {RABBIT_NODE} on {HOST}:5672")
+    clock.say(
+        f"rabbitmq {'started' if mq_started else 'already running'} as {RABBIT_NODE} on {HOST}:{PORTS['rabbitmq']}"
+    )
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -168,7 +197,7 @@ def sync_databases(lay: Layout, clock: Clock) -> None:
     ks = [str(b("keystone-manage")), "--config-file", str(etc / "keystone" / "keystone.conf")]
     nm = [str(b("nova-manage")), "--config-file", str(etc / "nova" / "nova.conf"),
           "--config-file", str(etc / "nova" / "nova-db.conf")]  # fmt: skip
-    url = f"http://{HOST}:5000/v3/"
+    url = f"{AUTH_URL}/"
     owner = ["--keystone-user", "root", "--keystone-group", "root"]
     jobs: dict[str, list[list[str]]] = {
         "keystone": [
@@ -184,7 +213,7 @@ def sync_databases(lay: Layout, clock: Clock) -> None:
         "nova": [
             [*nm, "api_db", "sync"],
             [*nm, "cell_v2", "map_cell0", "--database_connection",
-             f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@{HOST}:3306/nova_cell0?charset=utf8"],
+             f"mysql+pymysql://{DB_USER}:{DB_PASSWORD}@{HOST}:{PORTS['mariadb']}/nova_cell0?charset=utf8"],
             [*nm, "cell_v2", "create_cell", "--name", "cell1"],  # exit 2 = exists (a retried sync)
             [*nm, "db", "sync"],
         ],
@@ -200,8 +229,10 @@ def sync_databases(lay: Layout, clock: Clock) -> None:
             for argv in cmds:
                 rc = _run(argv, lay.logs / f"sync-{name}.log", check=False)
                 if rc and not (rc == 2 and "create_cell" in argv):
-                    raise StackError(f"{' '.join(argv[:1] + argv[-2:])} failed; see {lay.logs}/sync-{name}.log")
-        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                    raise StackError(
+                        f"{' '.join(argv[:1] + argv[-2:])} failed; see {lay.logs}/sync-{name}.log"
+                    )
+        except Exception as exc:
             errors.append(str(exc))
 
     threads = [threading.Thread(target=runner, args=item) for item in jobs.items()]
@@ -212,7 +243,9 @@ def sync_databases(lay: Layout, clock: Clock) -> None:
     if errors:
         raise StackError("; ".join(errors))
     lay.mark("db-synced").touch()
-    clock.say("databases synced (keystone, glance, placement, cinder, nova api/cell0/cell1, neutron)")
+    clock.say(
+        "databases synced (keystone, glance, placement, cinder, nova api/cell0/cell1, neutron)"
+    )
 
 
 # ------------------------------------------------------------------ keystone catalog
@@ -228,14 +261,18 @@ def register_catalog(lay: Layout, clock: Clock) -> None:
 
     ks = ksc.Client(session=session(), interface="public")
     proj = {p.name: p for p in ks.projects.list(domain="default")}
-    service = proj.get("service") or ks.projects.create("service", domain="default", description="service users")
+    service = proj.get("service") or ks.projects.create(
+        "service", domain="default", description="service users"
+    )
     roles = {r.name: r for r in ks.roles.list()}
     for role in ("service", "reader", "member"):
         if role not in roles:
             roles[role] = ks.roles.create(role)
     users = {u.name: u for u in ks.users.list(domain="default")}
     for name, (stype, url, uname) in CATALOG.items():
-        user = users.get(uname) or ks.users.create(uname, domain="default", password=SERVICE_PASSWORD)
+        user = users.get(uname) or ks.users.create(
+            uname, domain="default", password=SERVICE_PASSWORD
+        )
         users[uname] = user
         for role in ("admin", "service"):
             ks.roles.grant(roles[role], user=user, project=service)
@@ -263,7 +300,7 @@ def start_openstack(lay: Layout, clock: Clock) -> None:
     running = tracked(lay)
     if start_daemon(lay, "keystone", running):
         wait_service(lay, "keystone", 120)
-        clock.say("keystone started on :5000")
+        clock.say(f"keystone started on :{PORTS['keystone']}")
     register_catalog(lay, clock)
     since = health.utc_now().replace(microsecond=0)
     started = [n for n in API_TIER + WORKERS if start_daemon(lay, n, running)]
@@ -271,13 +308,15 @@ def start_openstack(lay: Layout, clock: Clock) -> None:
         clock.say(f"started {', '.join(started)}")
     for name in API_TIER:
         wait_service(lay, name, 240)
-    clock.say("APIs answer: glance :9292, placement :8778, neutron :9696, nova :8774, cinder :8776")
+    clock.say("APIs answer: " + ", ".join(f"{n} :{PORTS[n]}" for n in API_TIER))
     wait_workers(lay, since if any(n in WORKERS for n in started) else None)
     if started:
         nm = [str(lay.bin("nova-manage")), "--config-file", str(lay.etc / "nova" / "nova.conf"),
               "--config-file", str(lay.etc / "nova" / "nova-db.conf")]  # fmt: skip
         _run([*nm, "cell_v2", "discover_hosts"], lay.logs / "discover-hosts.log", 120)
-    clock.say("nova-conductor/scheduler/compute and cinder-scheduler/volume report fresh heartbeats")
+    clock.say(
+        "nova-conductor/scheduler/compute and cinder-scheduler/volume report fresh heartbeats"
+    )
 
 
 def wait_service(lay: Layout, name: str, timeout: float) -> None:
@@ -286,13 +325,17 @@ def wait_service(lay: Layout, name: str, timeout: float) -> None:
 
     def ok() -> bool:
         if procs.read(name, lay.pidfile(name)) is None:
-            raise StackError(f"{name} exited during start; see {lay.logs}/{name}*.log and {name}.stdout")
+            raise StackError(
+                f"{name} exited during start; see {lay.logs}/{name}*.log and {name}.stdout"
+            )
         return health.service_healthy(svc)
 
     deadline = time.monotonic() + timeout
     while not ok():
         if time.monotonic() > deadline:
-            raise StackError(f"{name} did not answer on :{svc.port} after {timeout:.0f}s; see {lay.logs}/{name}*")
+            raise StackError(
+                f"{name} did not answer on :{svc.port} after {timeout:.0f}s; see {lay.logs}/{name}*"
+            )
         time.sleep(0.3)
 
 
@@ -310,7 +353,9 @@ def wait_workers(lay: Layout, since: datetime | None, timeout: float = 240) -> N
     try:
         health.wait_for("nova/cinder workers", ok, timeout, interval=1.0)
     except TimeoutError as exc:
-        raise StackError(f"{exc}: still waiting for {last[0]} (see {lay.logs}/nova-*.log, cinder-*.log)") from exc
+        raise StackError(
+            f"{exc}: still waiting for {last[0]} (see {lay.logs}/nova-*.log, cinder-*.log)"
+        ) from exc
 
 
 # ------------------------------------------------------------------ clouds.yaml
@@ -318,8 +363,19 @@ def wait_workers(lay: Layout, since: datetime | None, timeout: float = 240) -> N
 
 def write_clouds_yaml(lay: Layout, reader_project: str) -> None:
     def entry(user: str, password: str, scope: dict[str, str]) -> dict:
-        auth = {"auth_url": AUTH_URL, "username": user, "password": password, "user_domain_name": "Default", **scope}
-        return {"auth": auth, "region_name": REGION, "identity_api_version": 3, "interface": "public"}
+        auth = {
+            "auth_url": AUTH_URL,
+            "username": user,
+            "password": password,
+            "user_domain_name": "Default",
+            **scope,
+        }
+        return {
+            "auth": auth,
+            "region_name": REGION,
+            "identity_api_version": 3,
+            "interface": "public",
+        }
 
     clouds = {
         "testbed-admin": entry("admin", ADMIN_PASSWORD, {"project_name": "admin", "project_domain_name": "Default"}),
@@ -358,7 +414,9 @@ def up(lay: Layout, clock: Clock, seed: bool = True) -> None:
     else:
         apt_added = install.ensure_apt(lay)
         clock.say(f"apt: installed {' '.join(apt_added)}" if apt_added else "apt: packages present")
-        clock.say("pip: installed the OpenStack venv" if install.ensure_venv(lay) else "pip: venv present")
+        clock.say(
+            "pip: installed the OpenStack venv" if install.ensure_venv(lay) else "pip: venv present"
+        )
         configs.write_all(lay)
         qcow2.write(lay.data / "tiny.qcow2")
         clock.say(f"configs rendered under {lay.etc}")
@@ -386,7 +444,9 @@ def stop(lay: Layout, clock: Clock) -> None:
         lay.pidfile(s.name).unlink(missing_ok=True)
     epmd = running.get("epmd")
     if epmd:
-        names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, check=False).stdout
+        names = subprocess.run(
+            ["epmd", "-names"], capture_output=True, text=True, check=False
+        ).stdout
         if "name " in names:
             clock.say(f"left epmd {epmd.pid} running: other Erlang nodes use it")
         else:

@@ -14,7 +14,8 @@ def test_volumes_across_projects_match_the_seed(testbed):
     by_id = {v["id"]: v for v in vols}
     for name, info in testbed.seed["volumes"].items():
         v = by_id[info["id"]]
-        assert v["name"] == name and v["size"] == info["size"]
+        assert v["name"] == name
+        assert v["size"] == info["size"]
         assert v["os-vol-tenant-attr:tenant_id"] == info["project_id"]
         assert v["status"] == "available"
     sizes = {(i["project"], i["size"]) for i in testbed.seed["volumes"].values()}
@@ -26,6 +27,12 @@ def test_reader_lists_its_volumes_but_cannot_create(testbed):
 
     sess = testbed.reader_session("vo-fedcloud")
     vols = sess.get("/volumes/detail", endpoint_filter=VOL).json()["volumes"]
-    assert {v["id"] for v in vols} == {i["id"] for i in testbed.seed["volumes"].values() if i["project"] == "vo-fedcloud"}
+    assert {v["id"] for v in vols} == {
+        i["id"] for i in testbed.seed["volumes"].values() if i["project"] == "vo-fedcloud"
+    }
     with pytest.raises(exceptions.Forbidden):
-        sess.post("/volumes", json={"volume": {"size": 1, "name": "reader-must-not-create"}}, endpoint_filter=VOL)
+        sess.post(
+            "/volumes",
+            json={"volume": {"size": 1, "name": "reader-must-not-create"}},
+            endpoint_filter=VOL,
+        )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.layout import PORTS
+
 pytestmark = pytest.mark.integration
 
 
@@ -26,7 +28,9 @@ def _group(pgid: int) -> set[int]:
 def test_every_testbed_socket_is_bound_to_127_0_0_1(testbed):
     pids = testbed.pids()
     ours = set().union(*(_group(p) | {p} for name, p in pids.items() if name != "epmd"))
-    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = subprocess.run(
+        ["ss", "-ltnpH"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     checked = 0
     for line in lines:
         owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
@@ -36,8 +40,12 @@ def test_every_testbed_socket_is_bound_to_127_0_0_1(testbed):
         assert local.startswith("127.0.0.1:"), line
         checked += 1
     assert checked >= 9  # mariadb, rabbitmq (+dist), 6 APIs
-    ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in lines if {int(p) for p in re.findall(r"pid=(\d+)", line)} & ours}
-    assert {3306, 5672, 5000, 9292, 8778, 8774, 9696, 8776} <= ports
+    ports = {
+        int(line.split()[3].rsplit(":", 1)[1])
+        for line in lines
+        if {int(p) for p in re.findall(r"pid=(\d+)", line)} & ours
+    }
+    assert set(PORTS.values()) <= ports
     if "epmd" in pids:  # shared by every Erlang node on the machine; loopback only
         for line in lines:
             if f"pid={pids['epmd']}," in line:

@@ -14,13 +14,19 @@ def test_floating_ips_per_project_match_the_seed(testbed):
     sess = testbed.admin_session()
     for pname in ("vo-ops", "vo-fedcloud", "vo-fedcloud-2"):
         pid = testbed.project_id(pname)
-        fips = sess.get(f"/v2.0/floatingips?project_id={pid}", endpoint_filter=NET).json()["floatingips"]
+        fips = sess.get(f"/v2.0/floatingips?project_id={pid}", endpoint_filter=NET).json()[
+            "floatingips"
+        ]
         expected = {f["address"]: f for f in testbed.seed["floating_ips"] if f["project"] == pname}
         assert {f["floating_ip_address"] for f in fips} == set(expected)
         for f in fips:
             assert f["project_id"] == pid
-            assert (f["port_id"] is not None) == (expected[f["floating_ip_address"]]["server"] is not None)
-            assert ipaddress.ip_address(f["floating_ip_address"]) in ipaddress.ip_network("203.0.113.0/24")
+            assert (f["port_id"] is not None) == (
+                expected[f["floating_ip_address"]]["server"] is not None
+            )
+            assert ipaddress.ip_address(f["floating_ip_address"]) in ipaddress.ip_network(
+                "203.0.113.0/24"
+            )
 
 
 def test_associated_floating_ip_points_at_the_server_port(testbed):
@@ -37,7 +43,9 @@ def test_external_network_is_dual_stack(testbed):
     pub = testbed.seed["networks"]["public"]
     net = sess.get(f"/v2.0/networks/{pub['id']}", endpoint_filter=NET).json()["network"]
     assert net["router:external"] is True
-    subnets = sess.get(f"/v2.0/subnets?network_id={pub['id']}", endpoint_filter=NET).json()["subnets"]
+    subnets = sess.get(f"/v2.0/subnets?network_id={pub['id']}", endpoint_filter=NET).json()[
+        "subnets"
+    ]
     assert {s["ip_version"] for s in subnets} == {4, 6}
     v6 = testbed.seed["servers"]["ops-public-v6"]["addresses"]
     assert any(ipaddress.ip_address(a).version == 6 for a in v6)
@@ -46,4 +54,5 @@ def test_external_network_is_dual_stack(testbed):
 def test_reader_sees_only_its_project_floating_ips(testbed):
     sess = testbed.reader_session("vo-ops")
     fips = sess.get("/v2.0/floatingips", endpoint_filter=NET).json()["floatingips"]
-    assert fips and {f["project_id"] for f in fips} == {testbed.project_id("vo-ops")}
+    assert fips
+    assert {f["project_id"] for f in fips} == {testbed.project_id("vo-ops")}

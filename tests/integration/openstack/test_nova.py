@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 def _ts(text: str) -> datetime:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def test_flavor_list_has_inline_extra_specs(testbed):
@@ -19,7 +19,12 @@ def test_flavor_list_has_inline_extra_specs(testbed):
     flavors = {f.name: f for f in nova.flavors.list(is_public=None)}
     for name, info in testbed.seed["flavors"].items():
         f = flavors[name]
-        assert (f.vcpus, f.ram, f.disk, f.ephemeral) == (info["vcpus"], info["ram"], info["disk"], info["ephemeral"])
+        assert (f.vcpus, f.ram, f.disk, f.ephemeral) == (
+            info["vcpus"],
+            info["ram"],
+            info["disk"],
+            info["ephemeral"],
+        )
         assert f.extra_specs == info["extra_specs"]
     assert flavors["g1.gpu"].extra_specs["Accelerator:Model"] == "A100"
     assert flavors["b1.bench"].extra_specs["accounting:benchmark_value"] == "10.5"
@@ -48,7 +53,8 @@ def test_all_tenants_changes_since_returns_every_seeded_server(testbed):
     states = {s["status"] for s in testbed.seed["servers"].values()}
     assert {"ACTIVE", "SHUTOFF", "SUSPENDED", "SHELVED_OFFLOADED", "DELETED", "ERROR"} <= states
     unmapped = [s for s in testbed.seed["servers"].values() if s["vo"] is None]
-    assert unmapped and all(by_id[s["id"]].tenant_id == testbed.project_id("unmapped") for s in unmapped)
+    assert unmapped
+    assert all(by_id[s["id"]].tenant_id == testbed.project_id("unmapped") for s in unmapped)
 
 
 def test_changes_before_the_window_excludes_the_seed(testbed):
@@ -56,7 +62,11 @@ def test_changes_before_the_window_excludes_the_seed(testbed):
     # servers bumps their updated_at minutes later, so they show up again - accounting beware)
     nova = testbed.nova(testbed.admin_session(), "2.66")
     before = _ts(testbed.seed["window"]["start"]) - timedelta(seconds=30)
-    opts = {"all_tenants": 1, "changes-since": "2000-01-01T00:00:00Z", "changes-before": before.isoformat()}
+    opts = {
+        "all_tenants": 1,
+        "changes-since": "2000-01-01T00:00:00Z",
+        "changes-before": before.isoformat(),
+    }
     ids = {s.id for s in nova.servers.list(search_opts=opts)}
     assert not ids & {s["id"] for s in testbed.seed["servers"].values()}
 
@@ -75,17 +85,25 @@ def test_instance_actions_match_the_seed_timeline(testbed):
 def test_simple_tenant_usage_counts_servers_per_project(testbed):
     nova = testbed.nova(testbed.admin_session(), "2.40")
     start = _ts(testbed.seed["window"]["start"]) - timedelta(minutes=1)
-    end = datetime.now(timezone.utc) + timedelta(minutes=1)
-    usages = {u.tenant_id: u for u in nova.usage.list(start.replace(tzinfo=None), end.replace(tzinfo=None), detailed=True)}
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    usages = {
+        u.tenant_id: u
+        for u in nova.usage.list(
+            start.replace(tzinfo=None), end.replace(tzinfo=None), detailed=True
+        )
+    }
     for name, srv in testbed.seed["servers"].items():
-        if srv["status"] == "ERROR":  # never scheduled: lives in cell0, not counted by simple-tenant-usage
+        if (
+            srv["status"] == "ERROR"
+        ):  # never scheduled: lives in cell0, not counted by simple-tenant-usage
             continue
         rows = {r["instance_id"]: r for r in usages[srv["project_id"]].server_usages}
         assert srv["id"] in rows, name
         row = rows[srv["id"]]
         assert row["vcpus"] == srv["flavor"]["vcpus"]
         if srv["status"] == "DELETED":
-            assert row["state"] == "terminated" and row["ended_at"]
+            assert row["state"] == "terminated"
+            assert row["ended_at"]
 
 
 def test_reader_sees_its_project_only_and_cannot_create_a_flavor(testbed):
@@ -94,7 +112,11 @@ def test_reader_sees_its_project_only_and_cannot_create_a_flavor(testbed):
     sess = testbed.reader_session("vo-ops")
     nova = testbed.nova(sess)
     names = {s.name for s in nova.servers.list()}
-    expected = {n for n, s in testbed.seed["servers"].items() if s["project"] == "vo-ops" and s["status"] != "DELETED"}
+    expected = {
+        n
+        for n, s in testbed.seed["servers"].items()
+        if s["project"] == "vo-ops" and s["status"] != "DELETED"
+    }
     assert names == expected
     with pytest.raises(exceptions.Forbidden):
         nova.flavors.create("reader-must-not-create", 512, 1, 1)
