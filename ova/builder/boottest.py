@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -370,7 +371,12 @@ def check_bdii(guest: Guest, res: Result, timeout: float, mark: Callable[[str], 
         res.failures.append("the BDII does not answer LDAP through the forwarded port")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks: QEMU is killed
+
+
 def main(s: Settings, *, only: str | None, ssh_timeout: float, service_timeout: float) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     results: list[Result] = []
     if only in (None, "qcow2"):
         if not s.qcow2_path.exists():
