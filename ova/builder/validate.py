@@ -187,6 +187,18 @@ def ova_problems(ova: Path, extract_to: Path) -> list[str]:
     return problems
 
 
+def v2v_summary(out: str) -> str:
+    """The lines of ``virt-v2v --print-source`` that show what it understood."""
+    keep = ("source name:", "memory:", "nr vCPUs:", "firmware:")
+    rows = [r.strip() for r in out.splitlines() if r.strip().startswith(keep)]
+    lines = out.splitlines()
+    for header in ("disks:", "NICs:"):
+        if header in (r.strip() for r in lines):
+            i = [r.strip() for r in lines].index(header)
+            rows.append(header + " " + (lines[i + 1].strip() if i + 1 < len(lines) else ""))
+    return "; ".join(rows) or "no output"
+
+
 def main(s: Settings) -> int:
     ova = s.ova_path
     if not ova.exists():
@@ -244,7 +256,7 @@ def main(s: Settings) -> int:
             step(
                 "virt-v2v -i ova --print-source (parses the OVF, verifies the manifest)",
                 "source name:" in out,
-                out.strip().splitlines()[0] if out.strip() else "no output",
+                v2v_summary(out),
             )
         except ToolError as exc:
             step("virt-v2v -i ova --print-source", False, str(exc))

@@ -276,3 +276,18 @@ def test_install_compose_brings_the_bundle_files_and_publishes_ports_in_the_vm(
     dest = root / "etc/fedcloud-appliance"
     assert not (dest / "docker-compose.override.yml").exists()  # a site's own override never ships
     assert "FEDCLOUD_BIND=0.0.0.0" in (dest / ".env").read_text().splitlines()
+
+
+def test_v2v_summary_keeps_what_the_importer_understood() -> None:
+    from ova.builder.validate import v2v_summary
+
+    out = (
+        "[   0.0] Setting up the source: -i ova x.ova\n"
+        "    source name: fedcloud-appliance\nhypervisor type: \n"
+        "         memory: 2147483648 (bytes)\n       nr vCPUs: 2\n       firmware: bios\n"
+        'disks:\n\t0 [ide]\nremovable media:\n\nNICs:\n\tBridge "VM Network" [e1000]\n'
+    )
+    assert v2v_summary(out) == (
+        "source name: fedcloud-appliance; memory: 2147483648 (bytes); nr vCPUs: 2; firmware: bios; "
+        'disks: 0 [ide]; NICs: Bridge "VM Network" [e1000]'
+    )
