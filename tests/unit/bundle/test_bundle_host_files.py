@@ -1,0 +1,131 @@
+"""Host side of the bundle: systemd units (systemd-analyze verify), cron file, wrapper scripts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+ROOTFS = ROOT / "ova" / "rootfs"
+UNITS = ["bdii.service", "fedcloud-appliance.service", "fedcloud-status-web.service"]
+
+
+@pytest.mark.contract
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    assert shutil.which("systemd-analyze"), (
+        "systemd-analyze missing: scripts/dev/install (apt.d/bundle.txt)"
+    )
+    for u in UNITS:
+        shutil.copy(ROOTFS / "etc/systemd/system" / u, tmp_path / u)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / u) for u in UNITS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    # the checker itself rejects a broken unit
+    (tmp_path / "broken.service").write_text("[Service]\nExecStart=relative/docker-compose up\n")
+    bad = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "broken.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+
+
+@pytest.mark.unit
+def test_bdii_unit_drives_the_bdii_containers_through_compose():
+    text = (ROOTFS / "etc/systemd/system/bdii.service").read_text()
+    assert (
+        "ExecStart=/usr/bin/docker-compose up --no-build --no-color resource-bdii site-bdii" in text
+    )
+    assert "ExecStop=/usr/bin/docker-compose stop --timeout 20 resource-bdii site-bdii" in text
+    assert "Requires=docker.service" in text
+
+
+@pytest.mark.unit
+def test_cron_file_has_user_field_and_known_jobs():
+    lines = [
+        ln
+        for ln in (ROOTFS / "etc/cron.d/fedcloud-appliance").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#") and "=" not in ln.split()[0]
+    ]
+    assert len(lines) == 4
+    jobs = set()
+    for ln in lines:
+        fields = ln.split()
+        assert fields[5] == "root", ln  # /etc/cron.d lines carry the user
+        assert fields[6:8] == ["fedcloud-job", "--cron"], ln
+        jobs.add(fields[8])
+    assert jobs == {"cloud-info", "accounting", "ssm", "images"}
+    assert not (ROOTFS / "etc/cron.d/fedcloud-appliance").stat().st_mode & 0o022
+
+
+@pytest.fixture
+def fake_cli(tmp_path):
+    """A fedcloud-appliance on PATH that records its arguments and exits with $FAKE_RC."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "fedcloud-appliance").write_text(
+        '#!/bin/sh\necho "$@" >> "$FAKE_LOG"\nenv | grep ^FEDCLOUD_ >> "$FAKE_LOG"\nexit "${FAKE_RC:-0}"\n'
+    )
+    (bindir / "fedcloud-appliance").chmod(0o755)
+    envfile = tmp_path / "compose.env"
+    log = tmp_path / "calls.log"
+
+    def call(script: str, *args: str, rc: int = 0, env_text: str = "") -> tuple[int, str]:
+        envfile.write_text(env_text)
+        log.write_text("")
+        proc = subprocess.run(
+            [str(ROOTFS / "usr/local/bin" / script), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={
+                "PATH": f"{bindir}:/usr/bin:/bin",
+                "FAKE_LOG": str(log),
+                "FAKE_RC": str(rc),
+                "FEDCLOUD_COMPOSE_ENV": str(envfile),
+            },
+        )
+        return proc.returncode, log.read_text()
+
+    return call
+
+
+@pytest.mark.unit
+def test_wrappers_call_run_container(fake_cli):
+    rc, calls = fake_cli("caso-extract.sh")
+    assert rc == 0
+    assert calls.splitlines()[0] == "run-container accounting --"
+    assert "FEDCLOUD_VOLUME_PREFIX=fedcloud" in calls
+    rc, calls = fake_cli(
+        "ssm-send.sh", "--", "--dry-run", env_text="FEDCLOUD_VOLUME_PREFIX=site7\n"
+    )
+    assert calls.splitlines()[0] == "run-container ssm -- --dry-run"
+    assert "FEDCLOUD_VOLUME_PREFIX=site7" in calls
+    assert fake_cli("images-sync.sh")[1].startswith("run-container images --")
+    assert fake_cli("cloud-info-provider.sh")[1].startswith("run-container cloud-info --")
+
+
+@pytest.mark.unit
+def test_cron_mode_switch_and_lock_skip(fake_cli):
+    rc, calls = fake_cli("fedcloud-job", "--cron", "accounting")
+    assert (rc, calls) == (0, "")  # scheduler mode (default): cron lines do nothing
+    rc, calls = fake_cli(
+        "fedcloud-job", "--cron", "accounting", rc=4, env_text="FEDCLOUD_SCHEDULING=cron\n"
+    )
+    assert rc == 0  # already running: a skipped cron run, not an error mail
+    assert calls.startswith("run-container accounting")
+    assert fake_cli("fedcloud-job", "accounting", rc=4)[0] == 4  # by hand: the real exit code
+    assert (
+        fake_cli("fedcloud-job", "--cron", "ssm", rc=1, env_text="FEDCLOUD_SCHEDULING=cron\n")[0]
+        == 1
+    )
