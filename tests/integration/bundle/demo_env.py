@@ -1,0 +1,320 @@
+"""The demo's world around the appliance (used by scripts/dev/demo and the bundle e2e test).
+
+    python tests/integration/bundle/demo_env.py prepare WORKDIR    PKI, grid-security, signed image list, appliance.yaml
+    python tests/integration/bundle/demo_env.py broker-start WORKDIR   a private RabbitMQ with STOMP on 127.0.0.1
+    python tests/integration/bundle/demo_env.py broker-stop WORKDIR
+    python tests/integration/bundle/demo_env.py summary WORKDIR    what a site admin wants to see
+
+Test credentials only (a throw-away CA under WORKDIR); nothing here is used in production.
+State shared between the commands: WORKDIR/demo.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests"))
+
+TESTBED_DIR = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed"))
+JOB_GID = 10001
+SITE = "DEMO-SITE"
+
+
+def _state(workdir: Path) -> dict[str, Any]:
+    p = workdir / "demo.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def _save(workdir: Path, data: dict[str, Any]) -> None:
+    (workdir / "demo.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _readable_by_jobs(path: Path, mode: int) -> None:
+    os.chown(path, 0, JOB_GID)
+    path.chmod(mode)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(workdir: Path, ports: dict[str, int]) -> dict[str, Any]:
+    """Credentials, the signed image list and the appliance config, for containers on the host network."""
+    import shutil
+
+    import yaml
+
+    from support.images_pki import image_desc, make_disk, make_images_pki, signed_list
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o755)
+    pki = make_images_pki(workdir / "pki")
+    gs = workdir / "grid-security"
+    if gs.exists():
+        shutil.rmtree(gs)
+    shutil.copytree(pki.capath, gs / "certificates", symlinks=True)
+    shutil.copy(pki.pki.sender.cert, gs / "hostcert.pem")
+    shutil.copy(pki.pki.sender.key, gs / "hostkey.pem")
+    for d in (gs, gs / "certificates"):
+        d.chmod(0o755)
+    (gs / "hostcert.pem").chmod(0o644)
+    _readable_by_jobs(gs / "hostkey.pem", 0o640)  # the jobs' group reads the key; others do not
+
+    lists = workdir / "imagelists"
+    lists.mkdir(exist_ok=True)
+    lists.chmod(0o755)
+    base_url = f"http://127.0.0.1:{ports['imagelist']}/"
+    disk = make_disk(lists / "demo-cirros.qcow2", seed="demo")
+    doc = signed_list(
+        pki.endorser,
+        [image_desc("demo-cirros", disk, base_url, title="Demo CirrOS")],
+        vo="fedcloud.egi.eu",
+    )
+    (lists / "fedcloud.list").write_bytes(doc)
+    for f in lists.iterdir():
+        f.chmod(0o644)
+
+    cfg_dir = workdir / "config"
+    cfg_dir.mkdir(exist_ok=True)
+    cfg_dir.chmod(0o755)
+    seed = json.loads((TESTBED_DIR / "seed.json").read_text())
+    shutil.copy(seed.get("clouds_yaml", TESTBED_DIR / "clouds.yaml"), cfg_dir / "clouds.yaml")
+    vos: dict[str, Any] = {}
+    for pid, vo in seed["vo_map"].items():
+        vos.setdefault(vo, {"projects": []})["projects"].append(pid)
+    cfg = {
+        "site": {
+            "name": SITE,
+            "description": "fedcloud-appliance demo site",
+            "url": "https://cloud.example.org",
+            "country": "NL",
+            "contacts": {"general": "grid-admin@example.org", "security": "security@example.org"},
+        },
+        "openstack": {
+            "cloud": "testbed-admin",
+            "clouds_yaml": "/etc/fedcloud-appliance/clouds.yaml",
+        },
+        "vos": vos,
+        "bdii": {"port": ports["resource_bdii"]},
+        "site_bdii": {
+            "port": ports["site_bdii"],
+            "resource_bdiis": [f"ldap://127.0.0.1:{ports['resource_bdii']}"],
+        },
+        "ssm": {
+            "protocol": "STOMP",
+            "host": "127.0.0.1",
+            "port": ports["stomp"],
+            "use_ssl": False,
+            "destination": "/queue/demo.accounting.APEL",
+        },
+        "images": {
+            "subscriptions": [
+                {
+                    "name": "fedcloud.egi.eu",
+                    "url": base_url + "fedcloud.list",
+                    "vo": "fedcloud.egi.eu",
+                    "endorser_dn": pki.endorser.dn,
+                    "endorser_ca": pki.endorser_ca,
+                    "prefix": "DEMO ",
+                }
+            ]
+        },
+        "scheduler": {"jitter": 0},
+    }
+    (cfg_dir / "appliance.yaml").write_text(
+        "# written by tests/integration/bundle/demo_env.py (demo only)\n"
+        + yaml.safe_dump(cfg, sort_keys=False)
+    )
+    for f in cfg_dir.iterdir():
+        f.chmod(0o644)
+    state = {
+        **_state(workdir),
+        "ports": ports,
+        "config_dir": str(cfg_dir),
+        "grid_security": str(gs),
+        "imagelists": str(lists),
+    }
+    _save(workdir, state)
+    return state
+
+
+def broker_start(workdir: Path) -> None:
+    from support.rabbitmq import RabbitNode
+
+    st = _state(workdir)
+    if st.get("broker_pid"):
+        try:
+            os.kill(st["broker_pid"], 0)
+            print(f"broker: already running (pid {st['broker_pid']})")
+            return
+        except ProcessLookupError:
+            pass
+    node = RabbitNode(base=workdir / "broker", stomp_port=st["ports"]["stomp"])
+    node.start(timeout=90)
+    assert node.proc is not None
+    st.update(broker_pid=node.proc.pid, broker_name=node.name)
+    _save(workdir, st)
+    print(f"broker: RabbitMQ STOMP on 127.0.0.1:{node.stomp_port} (pid {node.proc.pid})")
+
+
+def broker_stop(workdir: Path) -> None:
+    st = _state(workdir)
+    pid = st.pop("broker_pid", None)
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGTERM)  # the node's own process group (start_new_session)
+            for _ in range(60):
+                os.kill(pid, 0)
+                time.sleep(0.5)
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _save(workdir, st)
+
+
+def _ldap_count(port: int, base: str, flt: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [
+            "ldapsearch",
+            "-x",
+            "-LLL",
+            "-o",
+            "nettimeout=5",
+            "-H",
+            f"ldap://127.0.0.1:{port}",
+            "-b",
+            base,
+            flt,
+            "dn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if proc.returncode != 0:
+        return -1, proc.stderr.strip()
+    return proc.stdout.count("dn: "), ""
+
+
+def summary(workdir: Path) -> int:
+    """What a site admin wants to see; returns the number of checks that did not pass."""
+    st = _state(workdir)
+    ports = st["ports"]
+    results = st.get("results", {})
+    bad = 0
+    print("\n================ fedcloud-appliance demo ================")
+    print(
+        f"site {SITE}; config {st['config_dir']}/appliance.yaml; state in docker volumes demo-*\n"
+    )
+
+    print("BDII")
+    for name, port, base in (
+        ("resource BDII", ports["resource_bdii"], "o=glue"),
+        ("site BDII", ports["site_bdii"], f"GLUE2DomainID={SITE},o=glue"),
+    ):
+        n, err = _ldap_count(port, base, "(objectClass=*)")
+        svc, _ = _ldap_count(port, base, "(objectClass=GLUE2ComputingService)")
+        img, _ = _ldap_count(port, base, "(objectClass=GLUE2ApplicationEnvironment)")
+        if n > 2 and svc > 0:
+            print(f"  {name}: {n} entries ({svc} computing service, {img} images)")
+        else:
+            bad += 1
+            print(f"  {name}: NOT OK ({err or f'{n} entries'})")
+        print(f"    ldapsearch -x -H ldap://127.0.0.1:{port} -b {base}")
+
+    print("\nJobs (one cycle each)")
+    for job, res in results.items():
+        print(f"  {job:<20} {res}")
+        if not res.startswith(("ok", "partial")):
+            bad += 1
+
+    print("\nAccounting")
+    try:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{ports['status_web']}/status.json"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            data = json.loads(r.read())
+        jobs = {j["key"]: j for j in data["jobs"]}
+        acc, ssm = jobs.get("accounting-extract", {}), jobs.get("ssm-send", {})
+        queues = {q["queue"]: q["elements"] for q in data["queues"]["queues"]}
+        print(f"  extracted: {acc.get('status')} {acc.get('counts', {})}")
+        print(f"  sent:      {ssm.get('status')} {ssm.get('counts', {})}")
+        print(f"  still queued: {queues or 'nothing'}")
+        print(
+            "  receiving side: "
+            + st.get(
+                "receiver",
+                "NOT IMPLEMENTED YET (no APEL receiver in the "
+                "project): sent messages stop at the demo broker",
+            )
+        )
+    except OSError as exc:
+        bad += 1
+        print(f"  status page unavailable: {exc}")
+
+    print("\nImages in Glance (tag fedcloud-appliance)")
+    try:
+        import yaml
+        from glanceclient import Client
+        from keystoneauth1 import loading, session
+
+        clouds = yaml.safe_load((TESTBED_DIR / "clouds.yaml").read_text())["clouds"][
+            "testbed-admin"
+        ]
+        auth = loading.get_plugin_loader("password").load_from_options(**clouds["auth"])
+        glance = Client("2", session=session.Session(auth=auth, timeout=30))
+        imgs = list(glance.images.list(filters={"tag": ["fedcloud-appliance"]}))
+        for i in imgs:
+            print(f"  {i['name']}  {i['status']}  {i.get('visibility')}  {i['id']}")
+        if not imgs:
+            bad += 1
+            print("  none replicated")
+    except Exception as exc:
+        bad += 1
+        print(f"  cannot list Glance images: {exc}")
+
+    print(
+        f"\nstatus page: http://127.0.0.1:{ports['status_web']}/   (fedcloud-appliance status: see below)"
+    )
+    print("stop everything: make demo-down\n")
+    return bad
+
+
+def main(argv: list[str]) -> int:
+    cmd, workdir = argv[0], Path(argv[1])
+    if cmd == "prepare":
+        names = ("resource_bdii", "site_bdii", "status_web", "imagelist", "stomp")
+        ports = _state(workdir).get("ports") or {n: _free_port() for n in names}
+        prepare(workdir, ports)
+        print(json.dumps(ports))
+    elif cmd == "broker-start":
+        broker_start(workdir)
+    elif cmd == "broker-stop":
+        broker_stop(workdir)
+    elif cmd == "record":  # record JOB RESULT
+        st = _state(workdir)
+        st.setdefault("results", {})[argv[2]] = argv[3]
+        _save(workdir, st)
+    elif cmd == "summary":
+        return 1 if summary(workdir) else 0
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
