@@ -18,7 +18,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_DIR = REPO / "compose"
-HOST_OVERLAY = COMPOSE_DIR / "demo" / "docker-compose.host.yml"
 
 
 def free_port() -> int:
@@ -68,14 +67,12 @@ class Bundle:
     env: dict[str, str]
     ports: dict[str, int]
     testbed: Any = None
-    started: list[str] = field(default_factory=list)
+    host_file: Path = Path()  # the compose file on the host network (demo_env.host_compose)
 
     def compose(
         self, *args: str, host: bool = False, timeout: float = 300, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        files = ["-f", str(COMPOSE_DIR / "docker-compose.yml")]
-        if host:
-            files += ["-f", str(HOST_OVERLAY)]
+        files = ["-f", str(self.host_file if host else COMPOSE_DIR / "docker-compose.yml")]
         return run(
             [
                 "docker-compose",

@@ -3,7 +3,9 @@
     python tests/integration/bundle/demo_env.py prepare WORKDIR    PKI, grid-security, signed image list, appliance.yaml
     python tests/integration/bundle/demo_env.py broker-start WORKDIR   a private RabbitMQ with STOMP on 127.0.0.1
     python tests/integration/bundle/demo_env.py broker-stop WORKDIR
+    python tests/integration/bundle/demo_env.py receive WORKDIR    the APEL receiving side drains the broker
     python tests/integration/bundle/demo_env.py summary WORKDIR    what a site admin wants to see
+    python tests/integration/bundle/demo_env.py host-compose WORKDIR   the compose file on the host network
 
 Test credentials only (a throw-away CA under WORKDIR); nothing here is used in production.
 State shared between the commands: WORKDIR/demo.json.
@@ -26,6 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 TESTBED_DIR = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed"))
 JOB_GID = 10001
 SITE = "DEMO-SITE"
+DESTINATION = "/queue/demo.accounting.APEL"
 
 
 def _state(workdir: Path) -> dict[str, Any]:
@@ -169,6 +172,51 @@ def broker_start(workdir: Path) -> None:
     print(f"broker: RabbitMQ STOMP on 127.0.0.1:{node.stomp_port} (pid {node.proc.pid})")
 
 
+def receive(workdir: Path) -> int:
+    """The receiving side (fedcloud_ssm.receiver): drain the demo destination, verify, store."""
+    st = _state(workdir)
+    store = workdir / "received"
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv/bin/python"),
+            "-m",
+            "fedcloud_ssm.receiver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(st["ports"]["stomp"]),
+            "--vhost",
+            "/",
+            "--destination",
+            DESTINATION,
+            "--capath",
+            st["capath"],
+            "--allow",
+            st["sender_dn"],
+            "--store",
+            str(store),
+            "--drain",
+            "--idle",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    accepted = len(list((store / "accepted").glob("*"))) if (store / "accepted").is_dir() else 0
+    rejected = len(list((store / "rejected").glob("*"))) if (store / "rejected").is_dir() else 0
+    if proc.returncode != 0:
+        st["receiver"] = f"FAILED (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+    else:
+        st["receiver"] = (
+            f"{accepted} message(s) accepted (signature and signer DN verified), "
+            f"{rejected} rejected; stored in {store}"
+        )
+    _save(workdir, st)
+    print(f"  receiver: {st['receiver']}")
+    return proc.returncode
+
+
 def broker_stop(workdir: Path) -> None:
     st = _state(workdir)
     pid = st.pop("broker_pid", None)
@@ -182,6 +230,25 @@ def broker_stop(workdir: Path) -> None:
         except ProcessLookupError:
             pass
     _save(workdir, st)
+
+
+def host_compose(src: Path, dest: Path) -> None:
+    """The compose file with every service on the host's network and no published ports.
+
+    docker-compose 1.29 refuses ``ports`` with ``network_mode: host`` and an override cannot
+    remove list entries, so the demo (and the e2e test) run a derived file. Variables stay
+    ``${...}`` (compose substitutes them at run time); nothing else changes.
+    """
+    import yaml
+
+    doc = yaml.safe_load(src.read_text())
+    for svc in doc["services"].values():
+        svc.pop("ports", None)
+        svc["network_mode"] = "host"
+    dest.write_text(
+        "# derived from compose/docker-compose.yml by demo_env.py host-compose: host network\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
 
 
 def _ldap_count(port: int, base: str, flt: str) -> tuple[int, str]:
@@ -300,6 +367,10 @@ def main(argv: list[str]) -> int:
         ports = _state(workdir).get("ports") or {n: _free_port() for n in names}
         prepare(workdir, ports)
         print(json.dumps(ports))
+    elif cmd == "host-compose":  # host-compose WORKDIR: WORKDIR/docker-compose.host.yml
+        host_compose(REPO / "compose" / "docker-compose.yml", workdir / "docker-compose.host.yml")
+    elif cmd == "receive":
+        return receive(workdir)
     elif cmd == "broker-start":
         broker_start(workdir)
     elif cmd == "broker-stop":
