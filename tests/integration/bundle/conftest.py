@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_DIR = REPO / "compose"
@@ -68,6 +67,7 @@ class Bundle:
     ports: dict[str, int]
     testbed: Any = None
     host_file: Path = Path()  # the compose file on the host network (demo_env.host_compose)
+    workdir: Path = Path()  # demo_env's world: PKI, grid-security, image lists, broker
 
     def compose(
         self, *args: str, host: bool = False, timeout: float = 300, check: bool = True
@@ -171,61 +171,47 @@ class Bundle:
         return data
 
 
-def write_config(path: Path, testbed: Any | None, extra: dict[str, Any] | None = None) -> None:
-    cfg: dict[str, Any] = {
-        "site": {
-            "name": "DEMO-SITE",
-            "url": "https://cloud.example.org",
-            "country": "NL",
-            "contacts": {"general": "grid-admin@example.org"},
-        },
-        "scheduler": {"cloud_info": 1, "site_bdii": 1, "jitter": 0},
-    }
-    if testbed is not None:
-        shutil.copy(testbed.clouds_yaml, path / "clouds.yaml")
-        vos: dict[str, Any] = {}
-        for pid, vo in testbed.seed["vo_map"].items():
-            vos.setdefault(vo, {"projects": []})["projects"].append(pid)
-        cfg["openstack"] = {
-            "cloud": "testbed-admin",
-            "clouds_yaml": "/etc/fedcloud-appliance/clouds.yaml",
-        }
-        cfg["vos"] = vos
-    for k, v in (extra or {}).items():
-        cfg[k] = {**cfg.get(k, {}), **v}
-    (path / "appliance.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    for p in path.iterdir():
-        p.chmod(0o644)
-
-
 @pytest.fixture(scope="session")
 def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
+    """One compose project; its world (PKI, signed list, broker, config) from demo_env, as in make demo."""
+    from demo_env import broker_start, broker_stop, host_compose, prepare
+
     tag = uuid.uuid4().hex[:8]
     base = Path(f"/tmp/fedcloud-bundle-{tag}")
-    cfg = base / "config"
-    cfg.mkdir(parents=True)
-    base.chmod(0o755)
-    cfg.chmod(0o755)
-    write_config(cfg, testbed)
-    ports = {"resource": free_port(), "site": free_port(), "status": free_port()}
+    names = ("resource_bdii", "site_bdii", "status_web", "imagelist", "stomp")
+    ports = {n: free_port() for n in names}
+    state = prepare(base, ports, subscription=f"bt-{tag}", image_prefix=f"BT{tag} ")
+    cfg = Path(state["config_dir"])
     env = {
         **os.environ,
         "FEDCLOUD_CONFIG_DIR": str(cfg),
-        "FEDCLOUD_GRID_SECURITY": str(cfg),  # no certificates needed by these tests
+        "FEDCLOUD_GRID_SECURITY": state["grid_security"],
         "FEDCLOUD_VOLUME_PREFIX": f"fcbt-{tag}",
-        "RESOURCE_BDII_PORT": str(ports["resource"]),
-        "SITE_BDII_PORT": str(ports["site"]),
-        "STATUS_WEB_PORT": str(ports["status"]),
+        "DEMO_IMAGELIST_DIR": state["imagelists"],
+        "RESOURCE_BDII_PORT": str(ports["resource_bdii"]),
+        "SITE_BDII_PORT": str(ports["site_bdii"]),
+        "STATUS_WEB_PORT": str(ports["status_web"]),
+        "IMAGELIST_PORT": str(ports["imagelist"]),
     }
+    host_compose(COMPOSE_DIR / "docker-compose.yml", base / "docker-compose.host.yml")
     b = Bundle(
         project=f"fcbt{tag}",
         prefix=f"fcbt-{tag}",
         config_dir=cfg,
         env=env,
-        ports=ports,
+        ports={
+            "resource": ports["resource_bdii"],
+            "site": ports["site_bdii"],
+            "status": ports["status_web"],
+            "imagelist": ports["imagelist"],
+            "stomp": ports["stomp"],
+        },
         testbed=testbed,
+        host_file=base / "docker-compose.host.yml",
+        workdir=base,
     )
     try:
+        broker_start(base)
         yield b
     finally:
         b.compose(
@@ -252,4 +238,17 @@ def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
             ],
             check=False,
         )
+        broker_stop(base)
         shutil.rmtree(base, ignore_errors=True)
+        _delete_images(testbed, f"BT{tag} ")
+
+
+def _delete_images(testbed: Any, prefix: str) -> None:
+    """The shared testbed keeps only what other tests expect: remove this run's images."""
+    try:
+        glance = testbed.glance(testbed.admin_session())
+        for img in list(glance.images.list(filters={"tag": ["fedcloud-appliance"]})):
+            if img["name"].startswith(prefix):
+                glance.images.delete(img["id"])
+    except Exception as exc:  # a cleanup problem must not hide the test result
+        print(f"could not remove the test images {prefix}*: {exc}")

@@ -53,7 +53,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare(workdir: Path, ports: dict[str, int]) -> dict[str, Any]:
+def prepare(
+    workdir: Path,
+    ports: dict[str, int],
+    *,
+    subscription: str = "fedcloud.egi.eu",
+    image_prefix: str = "DEMO ",
+) -> dict[str, Any]:
     """Credentials, the signed image list and the appliance config, for containers on the host network."""
     import shutil
 
@@ -127,12 +133,12 @@ def prepare(workdir: Path, ports: dict[str, int]) -> dict[str, Any]:
         "images": {
             "subscriptions": [
                 {
-                    "name": "fedcloud.egi.eu",
+                    "name": subscription,
                     "url": base_url + "fedcloud.list",
                     "vo": "fedcloud.egi.eu",
                     "endorser_dn": pki.endorser.dn,
                     "endorser_ca": pki.endorser_ca,
-                    "prefix": "DEMO ",
+                    "prefix": image_prefix,
                 }
             ]
         },
@@ -351,7 +357,7 @@ def summary(workdir: Path) -> int:
         print(f"  cannot list Glance images: {exc}")
 
     print(
-        f"\nstatus page: http://127.0.0.1:{ports['status_web']}/   (fedcloud-appliance status: see below)"
+        f"\nstatus page: http://127.0.0.1:{ports['status_web']}/   (the same as fedcloud-appliance status)"
     )
     print("stop everything: make demo-down\n")
     return bad

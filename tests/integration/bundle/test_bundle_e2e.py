@@ -215,6 +215,77 @@ print(json.dumps({"count": q.count(), "read": n, "bad": bad}))
 """
 
 
+def test_ssm_delivers_and_the_receiver_accepts(bundle: Bundle):
+    """The queued accounting messages go to the broker (STOMP) and the APEL receiving side verifies them."""
+    from demo_env import receive
+
+    queued = {q["queue"]: q["elements"] for q in bundle.status_json()["queues"]["queues"]}
+    assert sum(queued.values()) > 0, queued
+    proc = bundle.compose("run", "--rm", "ssm", host=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert receive(bundle.workdir) == 0
+    accepted = sorted((bundle.workdir / "received" / "accepted").glob("*.msg"))
+    assert len(accepted) == sum(queued.values())
+    assert not (bundle.workdir / "received" / "rejected").exists() or not any(
+        (bundle.workdir / "received" / "rejected").iterdir()
+    )
+    assert any("APEL-cloud-message" in p.read_text() for p in accepted)
+    jobs = {j["key"]: j for j in bundle.status_json()["jobs"]}
+    assert jobs["ssm-send"]["status"] == "ok"
+    assert jobs["ssm-send"]["counts"]["sent"] == sum(queued.values())
+    after = {q["queue"]: q["elements"] for q in bundle.status_json()["queues"]["queues"]}
+    assert sum(after.values()) == 0
+
+
+def test_scheduler_container_runs_the_enabled_jobs(bundle: Bundle):
+    """The scheduler service runs each enabled job at start, then on its interval; SIGTERM stops it."""
+    before = {j["key"]: j["last_run"] for j in bundle.status_json()["jobs"]}
+    name = f"{bundle.project}-scheduler-test"
+    off = [f"FEDCLOUD__SCHEDULER__{k}=0" for k in ("CLOUD_INFO", "ACCOUNTING", "IMAGES")]
+    bundle.compose(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *(a for e in off for a in ("-e", e)),
+        "scheduler",
+        host=True,
+        timeout=120,
+    )
+    client = docker.from_env(timeout=60)
+    try:
+        deadline = time.monotonic() + 90
+        after = before
+        while time.monotonic() < deadline:
+            after = {j["key"]: j["last_run"] for j in bundle.status_json()["jobs"]}
+            if after["ssm-send"] != before["ssm-send"]:
+                break
+            time.sleep(2)
+        assert after["ssm-send"] != before["ssm-send"], client.containers.get(name).logs()[-2000:]
+        assert after["cloud-info"] == before["cloud-info"]  # disabled (0 minutes)
+        c = client.containers.get(name)
+        assert c.attrs["Config"]["User"] == "10001:10001"
+        c.stop(timeout=60)
+        assert c.wait(timeout=60)["StatusCode"] == 0  # clean shutdown on SIGTERM (tini forwards it)
+    finally:
+        client.containers.get(name).remove(force=True)
+
+
+def test_images_replicated_into_glance(bundle: Bundle):
+    """A signed list served by the demo's imagelist-server ends up in the testbed's Glance."""
+    bundle.compose("--profile", "demo", "up", "-d", "imagelist-server", timeout=120)
+    bundle.wait_healthy("imagelist-server", timeout=60)
+    proc = bundle.compose("run", "--rm", "images", host=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    jobs = {j["key"]: j for j in bundle.status_json()["jobs"]}
+    assert jobs["images-sync"]["status"] == "ok"
+    assert jobs["images-sync"]["counts"]["images_failed"] == 0
+    glance = bundle.testbed.glance(bundle.testbed.admin_session())
+    names = [i["name"] for i in glance.images.list(filters={"tag": ["fedcloud-appliance"]})]
+    assert f"BT{bundle.prefix.removeprefix('fcbt-')} Demo CirrOS" in names
+    assert bundle.status_json()["cache"]["bytes"] > 0
+
+
 def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
     """SIGKILL while writing into the spool volume: every element in the queue is complete."""
     client = docker.from_env(timeout=60)
