@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -45,7 +45,6 @@ class Clients:
 
     sess: Any
     nova_version: str = "2.96"
-    _extra: dict = field(default_factory=dict)
 
     @cached_property
     def nova(self) -> Any:

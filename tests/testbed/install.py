@@ -123,7 +123,11 @@ def ensure_venv(lay: Layout) -> bool:
     pip = [str(lay.python), "-m", "pip", "--disable-pip-version-check"]
     log = lay.logs / "pip.log"
     _run([*pip, "install", "-q", "-U", "pip", "setuptools", "wheel"], log, 600)
-    _run([*pip, "install", "-q", "-c", str(CONSTRAINTS), *PIP_PACKAGES], log, 1800)
+    # constraints.txt is a complete freeze: installing it as-is skips the resolver, and not
+    # byte-compiling ~30k files saves a minute of CPU (bytecode is written on first import)
+    fast = ["install", "-q", "--no-compile"]
+    _run([*pip, *fast, "--no-deps", "-r", str(CONSTRAINTS)], log, 1800)
+    _run([*pip, *fast, "-c", str(CONSTRAINTS), *PIP_PACKAGES], log, 600)  # no-op unless the freeze is incomplete
     # build our ML2 driver from a copy so the git clone stays clean (no build/ or egg-info)
     build = lay.root / "build" / "ml2_bindall"
     shutil.rmtree(build, ignore_errors=True)

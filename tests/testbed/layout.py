@@ -10,7 +10,8 @@ HOST = "127.0.0.1"
 REGION = "RegionOne"
 
 # Standard ports; FEDCLOUD_TESTBED_PORT_OFFSET shifts them all (e.g. 10000) so a second
-# testbed (another state dir) can run beside the default one. epmd (4369) is shared.
+# testbed (another state dir) can run beside the default one. epmd (4369) is shared. Keep the
+# offset small (e.g. 1000): ports in the ephemeral range (32768+) get taken by random sockets.
 PORT_OFFSET = int(os.environ.get("FEDCLOUD_TESTBED_PORT_OFFSET", "0"))
 PORTS = {
     name: base + PORT_OFFSET
