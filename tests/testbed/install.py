@@ -127,7 +127,8 @@ def ensure_venv(lay: Layout) -> bool:
     # byte-compiling ~30k files saves a minute of CPU (bytecode is written on first import)
     fast = ["install", "-q", "--no-compile"]
     _run([*pip, *fast, "--no-deps", "-r", str(CONSTRAINTS)], log, 1800)
-    _run([*pip, *fast, "-c", str(CONSTRAINTS), *PIP_PACKAGES], log, 600)  # no-op unless the freeze is incomplete
+    # then the named packages: a no-op unless the freeze is incomplete
+    _run([*pip, *fast, "-c", str(CONSTRAINTS), *PIP_PACKAGES], log, 600)
     # build our ML2 driver from a copy so the git clone stays clean (no build/ or egg-info)
     build = lay.root / "build" / "ml2_bindall"
     shutil.rmtree(build, ignore_errors=True)
