@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import logging
 import sys
+import time
 
 from . import health, procs, stack
 from .layout import SERVICES, Layout
@@ -91,6 +94,27 @@ def cmd_scale(lay: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+class _exclusive:
+    """One mutating command at a time per state dir (CI jobs and developers share it)."""
+
+    def __init__(self, lay: Layout) -> None:
+        self.path = lay.root.parent / f".{lay.root.name}.lock"
+
+    def __enter__(self) -> None:
+        self.fh = open(self.path, "a")  # held until __exit__
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"waiting for another testbed command to finish ({self.path})", flush=True)
+            t0 = time.monotonic()
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+            print(f"lock acquired after {time.monotonic() - t0:.0f}s", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="testbed", description="local OpenStack for tests and the demo"
@@ -115,9 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=16, help="concurrent API calls")
     p.set_defaults(func=cmd_scale)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # we chose neutronclient's bindings knowingly; its deprecation notice is noise here
+    logging.getLogger("neutronclient").setLevel(logging.ERROR)
     lay = Layout.from_env()
     try:
-        return int(args.func(lay, args))
+        if args.command == "status":
+            return int(args.func(lay, args))
+        with _exclusive(lay):
+            return int(args.func(lay, args))
     except (stack.StackError, procs.ProcError, TimeoutError, RuntimeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
