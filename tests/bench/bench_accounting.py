@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -30,16 +31,26 @@ CASO_VERSION = "5.2.2"
 CLOUD = "testbed-admin"
 
 
+TIMEOUT = float(os.environ.get("BENCH_ACCOUNTING_TIMEOUT", "1800"))  # s per tool
+
+
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """(seconds, peak RSS MiB, exit code, stderr tail) of one process."""
+    """(seconds, peak RSS MiB, exit code, stderr tail) of one process, killed after TIMEOUT."""
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        killer = threading.Timer(TIMEOUT, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - t0
         err.seek(0)
         tail = err.read().decode(errors="replace")[-1500:]
+        if seconds >= TIMEOUT:
+            tail += f"\nkilled after {TIMEOUT:.0f} s (BENCH_ACCOUNTING_TIMEOUT)"
     return seconds, usage.ru_maxrss / 1024, proc.returncode, tail
 
 
@@ -63,7 +74,7 @@ def projects_with_servers(clouds_yaml: Path) -> dict[str, int]:
         "2.61", session=c.session, region_name=c.region_name, endpoint_type="public"
     )
     counts: dict[str, int] = {}
-    for s in nova.servers.list(search_opts={"all_tenants": True}):
+    for s in nova.servers.list(search_opts={"all_tenants": True}, limit=-1):
         counts[s.tenant_id] = counts.get(s.tenant_id, 0) + 1
     return counts
 
@@ -192,11 +203,19 @@ def main() -> int:
         f"{'RSS ratio':>10}"
     )
     base = rows[0]
-    for name, secs, rss, rc, _err, recs in rows:
+    for name, secs, rss, rc, err, recs in rows:
+        if rc != 0:  # a failed or killed run has no comparable figures
+            why = (err.strip().splitlines() or ["no output"])[-1][:90]
+            print(
+                f"{name:<20} {rc:>4} {'n/a':>8} {'n/a':>9} {'n/a':>13} {'n/a':>11} {'n/a':>10}  {why}"
+            )
+            continue
+        ok = base[3] == 0
         print(
-            f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} {secs / base[1]:>11.2f} "
-            f"{rss / base[2]:>10.2f}"
+            f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} "
+            f"{(f'{secs / base[1]:.2f}' if ok else 'n/a'):>11} {(f'{rss / base[2]:.2f}' if ok else 'n/a'):>10}"
         )
+    print("ratios: the tool's figure / fedcloud-appliance's")
     for name, _s, _r, rc, err, _n in rows:
         if rc != 0:
             print(

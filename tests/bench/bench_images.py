@@ -37,10 +37,11 @@ from fedcloud_appliance import registry  # noqa: E402
 from fedcloud_core.config import parse_config  # noqa: E402
 from fedcloud_core.jobs import JobContext, execute  # noqa: E402
 from fedcloud_core.openstack import OpenStackClients  # noqa: E402
+from fedcloud_images import imagelist  # noqa: E402
 from fedcloud_images.cache.download import Downloader  # noqa: E402
 from fedcloud_images.model import ImageEntry  # noqa: E402
 from fedcloud_images.sources.http import make_session  # noqa: E402
-from support.images_pki import image_desc, make_disk, make_images_pki, signed_list  # noqa: E402
+from support.images_pki import image_desc, make_disk, make_images_pki  # noqa: E402
 from support.imageserver import ImageServer  # noqa: E402
 from support.pki import Cred  # noqa: E402
 
@@ -49,6 +50,8 @@ CLOUDS = STATE / "clouds.yaml"
 N_IMAGES = 100
 BLOB_MIB = 256
 ATROPE_VENV = Path("/tmp/atrope-venv")
+ATROPE_TIMEOUT = 900  # s per atrope command
+VO = "fedcloud.egi.eu"
 
 rows: list[tuple[str, str, str]] = []
 
@@ -106,26 +109,116 @@ def smime_endorser(root: Path, ca: Cred) -> Cred:
     )
 
 
-class Counter:
-    def __init__(self, clients: OpenStackClients):
+def appdb_extra(i: int) -> dict[str, str]:
+    """Per-image fields of an AppDB-published list.
+
+    Real AppDB lists carry them all; atrope 2.0.0 rejects the WHOLE list (``missing
+    mandatory fields``, nothing cached, ``dispatch`` then says it was never fetched) when
+    one image lacks any of ad:group, ad:user:*, hv:hypervisor, sl:comments or sl:os.
+    Our tool does not need them; both tools get the same list.
+    """
+    return {
+        "sl:osname": "Ubuntu",
+        "sl:osversion": "22.04",
+        "sl:os": "Linux",
+        "sl:arch": "x86_64",
+        "sl:comments": "",
+        "hv:hypervisor": "QEMU,KVM",
+        "hv:ram_minimum": "512",
+        "ad:group": "General group",
+        "ad:user:fullname": "Bench Publisher",
+        "ad:user:guid": f"bench-user-{i % 7}",
+        "ad:user:uri": "https://appdb.example/store/person/bench",
+        "ad:mpuri": f"https://appdb.example/store/vo/image/bench-{i:03d}:1/",
+    }
+
+
+def appdb_list(signer: Cred, images: list[dict[str, Any]]) -> bytes:
+    """The signed list (detached S/MIME), with the list-level dc:source atrope requires."""
+    desc: dict[str, Any] = {
+        "title": "bench list",
+        "vo": VO,
+        "version": "20260101000000",
+        "images": images,
+        "identifier": "0e1f7a4e-0000-4000-8000-0000000000b1",
+        "email": "bench@example.org",
+        "expires": (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    doc = imagelist.build_list(desc, base_dir=Path("/"), cert=signer.cert)
+    doc["hv:imagelist"]["dc:source"] = "https://appdb.example/store/vo/fedcloud.egi.eu"
+    return imagelist.sign_list(doc, cert=signer.cert, key=signer.key)
+
+
+GLANCE_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+# Counts the Glance requests of a process at the requests layer (the same place for both
+# tools): the atrope subprocess imports it as sitecustomize; our run installs it in-process.
+COUNTER_SRC = """
+import atexit, json, os, threading
+import requests.sessions as _s
+_glance = os.environ["BENCH_GLANCE_URL"].rstrip("/")
+_calls = []
+_lock = threading.Lock()
+_orig = _s.Session.send
+def _send(self, request, **kw):
+    if request.url.startswith(_glance):
+        with _lock:
+            _calls.append(request.method.upper())
+    return _orig(self, request, **kw)
+_s.Session.send = _send
+def _dump():
+    with open(os.environ["BENCH_CALLS_FILE"], "w") as f:
+        json.dump(_calls, f)
+if os.environ.get("BENCH_CALLS_FILE"):
+    atexit.register(_dump)
+"""
+
+
+class GlanceCounter:
+    """The same hook, in this process, for our tool."""
+
+    def __init__(self, glance_url: str):
+        import requests.sessions
+
         self.calls: list[str] = []
-        glance = clients.endpoint("image").rstrip("/")
-        real = clients.session.request
+        self._glance = glance_url.rstrip("/")
+        self._mod = requests.sessions
+        self._orig = requests.sessions.Session.send
 
-        def request(url: str, method: str, *a: Any, **kw: Any) -> Any:
-            if (
-                url.startswith(glance)
-                or (kw.get("endpoint_filter") or {}).get("service_type") == "image"
-            ):
-                self.calls.append(method.upper())
-            return real(url, method, *a, **kw)
+    def __enter__(self) -> GlanceCounter:
+        orig, calls, glance = self._orig, self.calls, self._glance
 
-        clients.session.request = request  # type: ignore[method-assign]
+        def send(sess: Any, request: Any, **kw: Any) -> Any:
+            if request.url.startswith(glance):
+                calls.append(request.method.upper())
+            return orig(sess, request, **kw)
+
+        self._mod.Session.send = send  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mod.Session.send = self._orig  # type: ignore[method-assign]
 
 
-def bench_unchanged(
-    tmp: Path, server: ImageServer, endorser: Cred, capath: Path, ns: str
-) -> str | None:
+def _admin_clients() -> OpenStackClients:
+    doc = {
+        "site": {"name": "B"},
+        "openstack": {"cloud": "testbed-admin", "clouds_yaml": str(CLOUDS)},
+    }
+    return OpenStackClients.from_config(parse_config(json.dumps(doc), environ={}).openstack)
+
+
+def _delete_where(pred: Any) -> int:
+    clients = _admin_clients()
+    n = 0
+    for img in list(clients.glance.images.list(filters={"visibility": "all"})):
+        if pred(img):
+            clients.glance.images.delete(img["id"])
+            n += 1
+    return n
+
+
+def make_list(tmp: Path, server: ImageServer, endorser: Cred, ns: str) -> str:
     files = tmp / "files"
     files.mkdir()
     base = server.url(f"/{ns}/")
@@ -133,29 +226,29 @@ def bench_unchanged(
     for i in range(N_IMAGES):
         p = make_disk(files / f"img{i:03d}.qcow2", seed=f"{ns}-{i}", data_kib=4)
         server.put(f"/{ns}/{p.name}", p.read_bytes())
-        images.append(image_desc(f"bench-{i:03d}", p, base))
-    body = signed_list(endorser, images, version="20260101000000")
-    server.put(f"/{ns}/image.list", body)
-    if not CLOUDS.is_file():
-        row("unchanged 100-image list", "n/a", "(testbed not running: scripts/dev/testbed up)")
-        return None
-    seed = json.loads((STATE / "seed.json").read_text())
-    vo = "fedcloud.egi.eu"
+        images.append(image_desc(f"bench-{i:03d}", p, base, extra=appdb_extra(i)))
+    return server.put(f"/{ns}/image.list", appdb_list(endorser, images))
+
+
+def bench_ours(
+    tmp: Path, list_url: str, endorser: Cred, capath: Path, ns: str, project: str
+) -> dict[str, Any]:
     doc = {
         "site": {"name": "BENCH"},
         "openstack": {"cloud": "testbed-admin", "clouds_yaml": str(CLOUDS)},
-        "vos": {vo: {"projects": sorted(p for p, v in seed["vo_map"].items() if v == vo)}},
+        "vos": {VO: {"projects": [project]}},
         "paths": {"state_dir": str(tmp / "state"), "image_dir": str(tmp / "cache")},
         "images": {
             "tag": f"fedcloud-bench-{ns}",
+            "name_prefix": f"OURS-{ns}-",
             "capath": str(capath),
             "min_free_mb": 1,
             "concurrency": 2,
             "subscriptions": [
                 {
                     "name": f"bench-{ns}",
-                    "url": server.url(f"/{ns}/image.list"),
-                    "vo": vo,
+                    "url": list_url,
+                    "vo": VO,
                     "endorser_dn": endorser.dn,
                     "endorser_ca": "/C=EU/O=Fedcloud Test/CN=Fedcloud Test CA",
                 }
@@ -164,31 +257,34 @@ def bench_unchanged(
     }
     cfg = parse_config(json.dumps(doc), source="bench", environ={})
     spec = registry.job("images sync")
+    out: dict[str, Any] = {}
     try:
-        for label in ("first run (100 new images)", "unchanged run"):
+        for key in ("first", "unchanged"):
             clients = OpenStackClients.from_config(cfg.openstack)
-            counter = Counter(clients)
-            t0 = time.monotonic()
-            report = execute(spec, JobContext(config=cfg, deps={"clients": clients}), store=False)
-            dt = time.monotonic() - t0
-            writes = sum(1 for c in counter.calls if c in ("POST", "PUT", "PATCH", "DELETE"))
-            ok = (
-                ""
-                if not report.errors
-                else f"({len(report.errors)} errors: {report.errors[0][:60]})"
+            with GlanceCounter(clients.endpoint("image")) as counter:
+                t0 = time.monotonic()
+                report = execute(
+                    spec, JobContext(config=cfg, deps={"clients": clients}), store=False
+                )
+                dt = time.monotonic() - t0
+            out[key] = {
+                "s": dt,
+                "calls": len(counter.calls),
+                "writes": sum(1 for c in counter.calls if c in GLANCE_WRITES),
+                "errors": len(report.errors),
+                "note": report.errors[0][:60] if report.errors else "",
+            }
+        clients = _admin_clients()
+        out["in_glance"] = len(
+            list(
+                clients.glance.images.list(
+                    filters={"tag": [f"fedcloud-bench-{ns}"], "visibility": "all"}
+                )
             )
-            row(
-                f"fedcloud-appliance {label}",
-                f"{dt:.2f} s",
-                f"{len(counter.calls)} Glance calls, {writes} writes {ok}".strip(),
-            )
+        )
     finally:
-        clients = OpenStackClients.from_config(cfg.openstack)
-        for img in clients.glance.images.list(
-            filters={"tag": [f"fedcloud-bench-{ns}"], "visibility": "all"}
-        ):
-            clients.glance.images.delete(img["id"])
-    return vo
+        _delete_where(lambda img: f"fedcloud-bench-{ns}" in (img.get("tags") or []))
+    return out
 
 
 def bench_throughput(tmp: Path, server: ImageServer) -> None:
@@ -217,107 +313,170 @@ def bench_throughput(tmp: Path, server: ImageServer) -> None:
     row("download + sha512 + write to disk", f"{ours:.0f} MiB/s", f"({ours / raw:.0%} of raw)")
 
 
-def bench_atrope(
-    tmp: Path, server: ImageServer, endorser: Cred, capath: Path, ns: str, vo: str | None
-) -> None:
+def _install_atrope() -> str | None:
     py = ATROPE_VENV / "bin" / "python"
-    if not (ATROPE_VENV / "bin" / "atrope").exists():
-        print("installing atrope 2.0.0 into", ATROPE_VENV, file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(ATROPE_VENV)], check=True, timeout=300)
-        proc = subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "atrope==2.0.0"],
-            capture_output=True,
-            timeout=1200,
-            check=False,
-        )
-        if proc.returncode != 0:
-            row("atrope 2.0.0", "not installed", proc.stderr.decode()[-80:].strip())
-            return
+    if (ATROPE_VENV / "bin" / "atrope").exists():
+        return None
+    print("installing atrope 2.0.0 into", ATROPE_VENV, file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(ATROPE_VENV)], check=True, timeout=300)
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "atrope==2.0.0"],
+        capture_output=True,
+        timeout=1200,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return "pip install atrope==2.0.0 failed: " + proc.stderr.decode()[-80:].strip()
+    return None
+
+
+def bench_atrope(
+    tmp: Path, list_url: str, endorser: Cred, capath: Path, ns: str, project: str
+) -> dict[str, Any] | str:
+    """atrope's `dispatch` (cache sync + Glance upload + sync) on the same list, twice."""
+    err = _install_atrope()
+    if err:
+        return err
     adir = tmp / "atrope"
     adir.mkdir()
+    name = f"bench-{ns}"
     (adir / "hepix.yaml").write_text(
         json.dumps(
             {
-                f"bench-{ns}": {
-                    "url": server.url(f"/{ns}/image.list"),
+                name: {
+                    "url": list_url,
                     "enabled": True,
                     "endorser": {
                         "dn": endorser.dn,
                         "ca": "/C=EU/O=Fedcloud Test/CN=Fedcloud Test CA",
                     },
+                    "prefix": f"{ns}-",
+                    "project": project,
                 }
             }
         )
     )
-    conf = [
-        f"[DEFAULT]\nca_path = {capath}\nstate_path = {adir}\n[sources]\nhepix_sources = {adir / 'hepix.yaml'}\n",
-        f"[cache]\npath = {adir / 'cache'}\n",
-    ]
-    if vo and CLOUDS.is_file():
-        conf.append("[dispatchers]\ndispatcher = glance\n")
-        conf.append(
-            "[glance]\nauth_type = password\nauth_url = http://127.0.0.1:5000/v3\nusername = admin\n"
-            "password = admin-secret\nproject_name = admin\nuser_domain_name = Default\n"
-            "project_domain_name = Default\n"
-        )
-    (adir / "atrope.conf").write_text("".join(conf))
-    atrope = ATROPE_VENV / "bin" / "atrope"
-    steps = [
-        ("cache-sync (download + verify)", "cache-sync"),
-        ("first dispatch", "dispatch"),
-        ("unchanged dispatch", "dispatch"),
-    ]
-    clients = None
-    before: set[str] = set()
-    if CLOUDS.is_file():
-        clients = OpenStackClients.from_config(
-            parse_config(
-                json.dumps(
-                    {
-                        "site": {"name": "B"},
-                        "openstack": {"cloud": "testbed-admin", "clouds_yaml": str(CLOUDS)},
-                    }
-                ),
-                environ={},
-            ).openstack
-        )
-        before = {i["id"] for i in clients.glance.images.list(filters={"visibility": "all"})}
+    (adir / "atrope.conf").write_text(
+        f"[DEFAULT]\nca_path = {capath}\nstate_path = {adir}\n"
+        f"[sources]\nhepix_sources = {adir / 'hepix.yaml'}\n"
+        f"[cache]\npath = {adir / 'cache'}\n"
+        f"[dispatchers]\ndispatcher = glance\nprefix = ATROPE-\n"
+        "[glance]\nauth_type = password\nauth_url = http://127.0.0.1:5000/v3\nusername = admin\n"
+        "password = admin-secret\nproject_name = admin\nuser_domain_name = Default\n"
+        "project_domain_name = Default\n"
+    )
+    hook = adir / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(COUNTER_SRC)
+    glance_url = _admin_clients().endpoint("image")
+    out: dict[str, Any] = {}
     try:
-        for label, cmd in steps:
-            t0 = time.monotonic()
-            proc = subprocess.run(
-                [str(atrope), "--config-file", str(adir / "atrope.conf"), cmd],
-                capture_output=True,
-                timeout=1800,
-                check=False,
+        for key in ("first", "unchanged"):
+            calls_file = adir / f"calls-{key}.json"
+            env = dict(
+                os.environ,
+                PYTHONPATH=str(hook),
+                BENCH_GLANCE_URL=glance_url,
+                BENCH_CALLS_FILE=str(calls_file),
             )
+            t0 = time.monotonic()
+            try:
+                proc = subprocess.run(
+                    [
+                        str(ATROPE_VENV / "bin" / "atrope"),
+                        "--config-file",
+                        str(adir / "atrope.conf"),
+                        "dispatch",
+                    ],
+                    capture_output=True,
+                    timeout=ATROPE_TIMEOUT,
+                    check=False,
+                    env=env,
+                )
+            except subprocess.TimeoutExpired:
+                return f"atrope dispatch timed out after {ATROPE_TIMEOUT} s ({key} run)"
             dt = time.monotonic() - t0
-            note = ""
             if proc.returncode != 0:
                 last = proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-                note = f"exit {proc.returncode}: {last[-1][:70]}"
-            cached = len(list((adir / "cache").rglob("*"))) if (adir / "cache").exists() else 0
-            row(f"atrope 2.0.0 {label}", f"{dt:.2f} s", f"{note} ({cached} cache entries)".strip())
+                return f"atrope dispatch exit {proc.returncode} ({key} run): {last[-1][:90]}"
+            calls = json.loads(calls_file.read_text()) if calls_file.exists() else None
+            if calls is None:
+                return "atrope's Glance calls could not be counted (no counter output)"
+            errors = proc.stderr.decode(errors="replace").count(" ERROR ")
+            out[key] = {
+                "s": dt,
+                "calls": len(calls),
+                "writes": sum(1 for c in calls if c in GLANCE_WRITES),
+                "errors": errors,
+                "note": f"{errors} ERROR log lines" if errors else "",
+            }
+        out["cached"] = len(list((adir / "cache" / name / "images").glob("*")))
+        out["in_glance"] = sum(
+            1
+            for img in _admin_clients().glance.images.list(
+                filters={"visibility": "all", "tag": ["atrope"]}
+            )
+            if img.get("image_list") == name
+        )
     finally:
-        if clients is not None:
-            for img in list(clients.glance.images.list(filters={"visibility": "all"})):
-                if img["id"] not in before and str(img.get("name", "")).startswith("Image bench-"):
-                    clients.glance.images.delete(img["id"])
+        _delete_where(lambda img: img.get("image_list") == name)
+    return out
+
+
+def _fmt_ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b else ("-" if not a else "inf")
 
 
 def main() -> int:
     ns = uuid.uuid4().hex[:6]
+    ours: dict[str, Any] | str
+    theirs: dict[str, Any] | str
     with tempfile.TemporaryDirectory(prefix="bench-images-", dir="/var/tmp") as d:
         tmp = Path(d)
         ipki = make_images_pki(tmp / "pki")
         endorser = smime_endorser(tmp / "pki", ipki.pki.ca)
         with ImageServer() as server:
-            vo = bench_unchanged(tmp, server, endorser, ipki.capath, ns)
+            list_url = make_list(tmp, server, endorser, ns)
+            if not (STATE / "seed.json").is_file():
+                ours = theirs = "testbed not running (scripts/dev/testbed up)"
+            else:
+                seed = json.loads((STATE / "seed.json").read_text())
+                project = sorted(p for p, v in seed["vo_map"].items() if v == VO)[0]
+                ours = bench_ours(tmp, list_url, endorser, ipki.capath, ns, project)
+                if os.environ.get("BENCH_SKIP_ATROPE") == "1":
+                    theirs = "skipped (BENCH_SKIP_ATROPE=1)"
+                else:
+                    theirs = bench_atrope(tmp, list_url, endorser, ipki.capath, ns, project)
             bench_throughput(tmp, server)
-            bench_atrope(tmp, server, endorser, ipki.capath, ns, vo)
+
+    print(f"\nimages: a signed {N_IMAGES}-image list (4 KiB qcow2 each) from a loopback server "
+          f"into the testbed's Glance, shared with one {VO} project")  # fmt: skip
+    hdr = f"{'tool / run':<40} {'wall s':>8} {'Glance calls':>13} {'writes':>7}  notes"
+    print(hdr)
+    print("-" * len(hdr))
+    for label, res in (("fedcloud-appliance images sync", ours), ("atrope 2.0.0 dispatch", theirs)):
+        if isinstance(res, str):
+            print(f"{label:<40} {'n/a':>8} {'n/a':>13} {'n/a':>7}  {res}")
+            continue
+        for key, what in (("first", "first run"), ("unchanged", "unchanged run")):
+            r = res[key]
+            print(
+                f"{label + ', ' + what:<40} {r['s']:>8.2f} {r['calls']:>13} {r['writes']:>7}  {r['note']}"
+            )
+        extra = f"images in Glance after the runs: {res['in_glance']}"
+        if "cached" in res:
+            extra += f", images in its cache: {res['cached']}"
+        print(f"{'':<40} {'':>8} {'':>13} {'':>7}  {extra}")
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key, what in (("first", "first run"), ("unchanged", "unchanged run")):
+            a, b = ours[key], theirs[key]
+            print(
+                f"{'ratio atrope / ours, ' + what:<40} {_fmt_ratio(b['s'], a['s']):>8} "
+                f"{_fmt_ratio(b['calls'], a['calls']):>13} {_fmt_ratio(b['writes'], a['writes']):>7}"
+            )
+    print()
     width = max(len(r[0]) for r in rows)
-    print(f"\nimages ({N_IMAGES}-image list, loopback server)")
-    print(f"{'measure':<{width}}  {'value':>12}  notes")
+    print(f"{'download + verify throughput':<{width}}  {'value':>12}  notes")
     for what, value, note in rows:
         print(f"{what:<{width}}  {value:>12}  {note}")
     return 0

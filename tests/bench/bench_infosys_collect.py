@@ -1,9 +1,18 @@
 """Benchmark: cloud-info collect + render on the local OpenStack testbed, next to
-cloud-info-provider 1.2.0 (PyPI, installed in a separate venv under /tmp) on the same cloud.
+cloud-info-provider 1.2.0 (PyPI, installed in its own venv under /tmp) on the same cloud.
 
 Run by `make bench` (scripts/dev/bench). Works on whatever the testbed holds; scale it
-first with `scripts/dev/testbed scale` for the 5,000 images / 200 flavors / 50 projects
-figures. Prints a table: wall time, API calls, entries, ratios.
+first (`scripts/dev/testbed scale --projects 50 --flavors 200 --images 5000`) for the
+issue's site size. Both tools get the same VO -> project mapping (the seed's projects plus
+every ``scale-project-*`` as VO scale.example.org), the same admin credentials, and
+publish every active image (the scale images carry no marketplace metadata).
+
+Both run in-process (start-up excluded) and are counted the same way: every HTTP request
+through ``requests.Session.send``, keystoneauth's token requests included. The other
+tool runs through tests/bench/cip_runner.py in its own venv, with its GOCDB lookup (an
+external HTTPS call to goc.egi.eu, unreachable here) answered "not found". It is stopped
+after CIP_TIMEOUT seconds (env BENCH_CIP_TIMEOUT); the table then shows the calls it had
+made by then as a lower bound (">=").
 """
 
 from __future__ import annotations
@@ -13,17 +22,80 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import venv
 import warnings
 from pathlib import Path
+from typing import Any
 
 STATE = Path("/var/tmp/fedcloud-testbed")
 CIP_VENV = Path("/tmp/fedcloud-bench-cip-1.2.0")
 CIP_VERSION = "1.2.0"
+CIP_TIMEOUT = float(os.environ.get("BENCH_CIP_TIMEOUT", "900"))
+OURS_TIMEOUT = 1800
+RUNNER = Path(__file__).with_name("cip_runner.py")
+SCALE_VO = "scale.example.org"
 
 
-def ours(seed: dict) -> dict:
+def _json_counts(text: str) -> dict[str, int]:
+    """Object counts of a GLUE 2.1 JSON document (cloud-info-api shape: class -> list)."""
+    doc = json.loads(text)
+    return {
+        "shares": len(doc.get("Share", [])),
+        "flavors": len(doc.get("CloudComputingInstanceType", [])),
+        "images": len(doc.get("CloudComputingImage", [])),
+        "objects": sum(len(v) for v in doc.values() if isinstance(v, list)),
+        "bytes": len(text),
+    }
+
+
+class _CountRequests:
+    """Count every requests.Session.send in this process (as cip_runner does for the other)."""
+
+    def __init__(self) -> None:
+        import requests.sessions
+
+        self.n = 0
+        self._lock = threading.Lock()
+        self._mod = requests.sessions
+        self._orig = requests.sessions.Session.send
+
+    def __enter__(self) -> _CountRequests:
+        orig = self._orig
+
+        def send(sess: Any, request: Any, **kw: Any) -> Any:
+            with self._lock:
+                self.n += 1
+            return orig(sess, request, **kw)
+
+        self._mod.Session.send = send  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mod.Session.send = self._orig  # type: ignore[method-assign]
+
+
+def site_size(seed: dict[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    """(project id -> VO, counts): the seed's mapping plus the scale projects, and what the
+    cloud holds (asked with the testbed's admin clients, outside the measured runs)."""
+    from testbed.clients import Clients, session
+
+    c = Clients(session())
+    out = dict(seed["vo_map"])
+    for p in c.keystone.projects.list(domain="default"):
+        if p.name.startswith("scale-project-"):
+            out[p.id] = SCALE_VO
+    counts = {
+        "images": sum(
+            1 for _ in c.glance.images.list(filters={"visibility": "all", "status": "active"})
+        ),
+        "flavors": len(c.nova.flavors.list(is_public=None)),
+    }
+    return out, counts
+
+
+def ours(mapping: dict[str, str], clouds_yaml: str) -> dict[str, Any]:
     from fedcloud_cloudinfo.collect import CollectOptions, collect
     from fedcloud_cloudinfo.render import RENDERERS
     from fedcloud_cloudinfo.source import OpenStackSource
@@ -32,59 +104,41 @@ def ours(seed: dict) -> dict:
     from fedcloud_core.report import RunReport
 
     vos: dict[str, dict[str, list[str]]] = {}
-    for pid, vo in sorted(seed["vo_map"].items()):
+    for pid, vo in sorted(mapping.items()):
         vos.setdefault(vo, {"projects": []})["projects"].append(pid)
     doc = {
         "site": {"name": "BENCH-SITE"},
         "vos": vos,
-        "openstack": {
-            "cloud": "testbed-admin",
-            "clouds_yaml": seed.get("clouds_yaml", str(STATE / "clouds.yaml")),
-        },
-        "cloud_info": {"timeout": 1800},
+        "openstack": {"cloud": "testbed-admin", "clouds_yaml": clouds_yaml},
+        "cloud_info": {"timeout": OURS_TIMEOUT, "publish_all_images": True},
     }
     cfg = parse_config(json.dumps(doc), source="bench", environ={})
     src = OpenStackSource(OpenStackClients.from_config(cfg.openstack))
     report = RunReport(job="bench")
-    t0 = time.perf_counter()
-    site = collect(src, cfg, report, CollectOptions(timeout=1800, workers=cfg.cloud_info.workers))
-    t1 = time.perf_counter()
-    text = RENDERERS["glue20-ldif"](site)
+    opts = CollectOptions(
+        publish_all_images=True, timeout=OURS_TIMEOUT, workers=cfg.cloud_info.workers
+    )
+    with _CountRequests() as counter:
+        t0 = time.perf_counter()
+        site = collect(src, cfg, report, opts)
+        t1 = time.perf_counter()
+    text = RENDERERS["glue21-json"](site)
     t2 = time.perf_counter()
-    RENDERERS["glue21-json"](site)
+    ldif = RENDERERS["glue20-ldif"](site)
     t3 = time.perf_counter()
     return {
         "collect": t1 - t0,
-        "render": (t2 - t1) + (t3 - t2),
-        "calls": src.api_calls,
-        "entries": text.count("\ndn: ") + 1,
-        "images": len(site.images),
-        "flavors": len(site.flavors),
-        "projects": len(site.shares),
+        "render": t2 - t1,
+        "render_ldif": t3 - t2,
+        "calls": counter.n,
+        "calls_source": src.api_calls,
+        "ldif_entries": ldif.count("\ndn: ") + 1,
         "errors": len(report.errors),
+        **_json_counts(text),
     }
 
 
-def _counting_sitecustomize(dirpath: Path) -> None:
-    """Count HTTP requests of the other tool with a requests hook (sitecustomize in its venv)."""
-    (dirpath / "sitecustomize.py").write_text(
-        "import atexit, os\n"
-        "try:\n"
-        "    import requests.sessions as _s\n"
-        "    _n = [0]\n"
-        "    _orig = _s.Session.send\n"
-        "    def _send(self, *a, **k):\n"
-        "        _n[0] += 1\n"
-        "        return _orig(self, *a, **k)\n"
-        "    _s.Session.send = _send\n"
-        "    atexit.register(lambda: open(os.environ['BENCH_CALLS_FILE'], 'w').write(str(_n[0])))\n"
-        "except Exception:\n"
-        "    pass\n",
-        encoding="utf-8",
-    )
-
-
-def theirs(seed: dict) -> dict | str:
+def _install_cip() -> str | None:
     py = CIP_VENV / "bin" / "python"
     if not py.exists():
         venv.create(CIP_VENV, with_pip=True)
@@ -96,26 +150,39 @@ def theirs(seed: dict) -> dict | str:
         check=False,
     )
     if r.returncode != 0:
-        return f"pip install failed: {r.stderr.strip().splitlines()[-1:]}"
-    exe = CIP_VENV / "bin" / "cloud-info-provider-service"
-    if not exe.exists():
-        return "no cloud-info-provider-service executable in the package"
-    admin = _clouds(seed)["testbed-admin"]["auth"]
-    with tempfile.TemporaryDirectory() as tmp:
+        return f"pip install failed: {(r.stderr.strip().splitlines() or ['?'])[-1][:100]}"
+    return None
+
+
+def theirs(mapping: dict[str, str], clouds_yaml: str) -> dict[str, Any] | str:
+    err = _install_cip()
+    if err:
+        return err
+    import yaml
+
+    admin = yaml.safe_load(Path(clouds_yaml).read_text(encoding="utf-8"))["clouds"][
+        "testbed-admin"
+    ]["auth"]
+    with tempfile.TemporaryDirectory(prefix="bench-cip-") as tmp:
         tmpd = Path(tmp)
-        _counting_sitecustomize(tmpd)
+        # cloud-info-provider 1.2.0's site config: gocdb (site name), endpoint (the Keystone
+        # URL: it is the ID of the service/endpoint objects and the GOCDB lookup key) and
+        # vos: a LIST of {name, auth: {project_id}}; it re-scopes its session per entry.
+        site = {
+            "gocdb": "BENCH-SITE",
+            "endpoint": admin["auth_url"],
+            "vos": [
+                {"name": vo, "auth": {"project_id": pid}} for pid, vo in sorted(mapping.items())
+            ],
+        }
         site_yaml = tmpd / "site.yaml"
-        vos = "\n".join(
-            f"    {vo}:\n      auth:\n        project_id: {pid}"
-            for pid, vo in sorted(seed["vo_map"].items())
-        )
-        site_yaml.write_text(
-            f"site:\n  name: BENCH-SITE\ncompute:\n  shares:\n{vos}\n", encoding="utf-8"
-        )
-        calls_file = tmpd / "calls"
-        env = dict(os.environ, PYTHONPATH=str(tmpd), BENCH_CALLS_FILE=str(calls_file))
+        site_yaml.write_text(yaml.safe_dump(site), encoding="utf-8")
+        result = tmpd / "result.json"
         cmd = [
-            str(exe),
+            str(CIP_VENV / "bin" / "python"),
+            str(RUNNER),
+            str(result),
+            "--",
             "--middleware",
             "openstack",
             "--format",
@@ -134,65 +201,102 @@ def theirs(seed: dict) -> dict | str:
             admin.get("user_domain_name", "Default"),
             "--os-project-domain-name",
             admin.get("project_domain_name", "Default"),
-            "--only-appdb-images",
+            "--select-flavors",
+            "all",
             str(site_yaml),
         ]
         t0 = time.perf_counter()
         try:
             r = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=3600, check=False, env=env
+                cmd, capture_output=True, text=True, timeout=CIP_TIMEOUT, check=False
             )
         except subprocess.TimeoutExpired:
-            return "timed out after 3600 s"
-        wall = time.perf_counter() - t0
+            partial = json.loads(result.read_text()) if result.exists() else {}
+            return {
+                "timeout": time.perf_counter() - t0,
+                "calls": partial.get("calls"),
+                "shares_done": partial.get("shares_done"),
+            }
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["?"])[-1]
-            return f"exit {r.returncode}: {last[:120]}"
-        calls = int(calls_file.read_text()) if calls_file.exists() else -1
-        return {"collect": wall, "render": 0.0, "calls": calls, "entries": r.stdout.count('"ID"')}
+            return f"exit {r.returncode}: {last[:150]}"
+        res: dict[str, Any] = json.loads(result.read_text())
+        return res
 
 
-def _clouds(seed: dict) -> dict:
-    import yaml
-
-    path = Path(seed.get("clouds_yaml", STATE / "clouds.yaml"))
-    return yaml.safe_load(path.read_text(encoding="utf-8"))["clouds"]
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b:
+        return "-"
+    return f"{a / b:.1f}x"
 
 
 def main() -> int:
     warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (testbed package)
     seed_path = STATE / "seed.json"
     if not seed_path.exists():
         print(
-            f"bench_infosys_collect: testbed not seeded ({seed_path} missing); run scripts/dev/testbed up"
+            f"infosys collect: n/a: testbed not seeded ({seed_path} missing); scripts/dev/testbed up"
         )
         return 1
     seed = json.loads(seed_path.read_text(encoding="utf-8"))
-    a = ours(seed)
-    b = theirs(seed) if os.environ.get("BENCH_SKIP_CIP") != "1" else "skipped (BENCH_SKIP_CIP=1)"
+    clouds_yaml = seed.get("clouds_yaml", str(STATE / "clouds.yaml"))
+    mapping, size = site_size(seed)
+    a = ours(mapping, clouds_yaml)
+    b: dict[str, Any] | str
+    if os.environ.get("BENCH_SKIP_CIP") == "1":
+        b = "skipped (BENCH_SKIP_CIP=1)"
+    else:
+        b = theirs(mapping, clouds_yaml)
+
     print(
-        f"\ninfosys collect+render on the testbed: {a['images']} published images, {a['flavors']} flavors, "
-        f"{a['projects']} mapped projects, {a['errors']} item errors"
+        f"\ninfosys collect+render on the testbed: {size['images']} active images, "
+        f"{size['flavors']} flavors, {len(mapping)} mapped projects ({len(set(mapping.values()))} VOs); "
+        "all active images published; GLUE 2.1 JSON output"
     )
+    hdr = (
+        f"{'tool':<30} {'collect s':>10} {'render s':>9} {'total s':>9} {'HTTP calls':>11} "
+        f"{'shares':>7} {'flavor objs':>12} {'image objs':>11} {'JSON MB':>8}"
+    )
+    print(hdr)
+    print("-" * len(hdr))
+    tot_a = a["collect"] + a["render"]
     print(
-        f"{'tool':<34} {'collect s':>10} {'render s':>9} {'total s':>9} {'API calls':>10} {'entries':>8}"
+        f"{'fedcloud-appliance cloud-info':<30} {a['collect']:>10.2f} {a['render']:>9.3f} {tot_a:>9.2f} "
+        f"{a['calls']:>11} {a['shares']:>7} {a['flavors']:>12} {a['images']:>11} {a['bytes'] / 1e6:>8.2f}"
     )
-    print(
-        f"{'fedcloud-appliance cloud-info':<34} {a['collect']:>10.2f} {a['render']:>9.3f} "
-        f"{a['collect'] + a['render']:>9.2f} {a['calls']:>10} {a['entries']:>8}"
-    )
-    if isinstance(b, dict):
+    name = f"cloud-info-provider {CIP_VERSION}"
+    if isinstance(b, str):
+        print(f"{name:<30} n/a: {b}")
+    elif "timeout" in b:
+        calls = f">={b['calls']}" if b.get("calls") is not None else "n/a"
         print(
-            f"{'cloud-info-provider ' + CIP_VERSION:<34} {b['collect']:>10.2f} {'-':>9} {b['collect']:>9.2f} "
-            f"{b['calls']:>10} {b['entries']:>8}"
+            f"{name:<30} {'>' + format(b['timeout'], '.0f'):>10} {'-':>9} {'>' + format(b['timeout'], '.0f'):>9} "
+            f"{calls:>11}  stopped after {CIP_TIMEOUT:.0f} s (BENCH_CIP_TIMEOUT) with "
+            f"{b.get('shares_done', '?')} of {len(mapping)} shares collected"
         )
-        tot_a = a["collect"] + a["render"]
         print(
-            f"{'ratio (cloud-info-provider / ours)':<34} {'':>10} {'':>9} {b['collect'] / tot_a:>9.2f} "
-            f"{(b['calls'] / a['calls']) if a['calls'] and b['calls'] >= 0 else float('nan'):>10.2f}"
+            f"{'ratio (theirs / ours)':<30} {'>' + _ratio(b['timeout'], a['collect']):>10} {'':>9} "
+            f"{'>' + _ratio(b['timeout'], tot_a):>9} "
+            f"{('>=' + _ratio(b['calls'], a['calls'])) if b.get('calls') else '-':>11}"
         )
     else:
-        print(f"{'cloud-info-provider ' + CIP_VERSION:<34} n/a: {b}")
+        tot_b = b["collect"] + b["render"]
+        print(
+            f"{name:<30} {b['collect']:>10.2f} {b['render']:>9.3f} {tot_b:>9.2f} {b['calls']:>11} "
+            f"{b['shares']:>7} {b['flavors']:>12} {b['images']:>11} {b['bytes'] / 1e6:>8.2f}"
+        )
+        print(
+            f"{'ratio (theirs / ours)':<30} {_ratio(b['collect'], a['collect']):>10} "
+            f"{_ratio(b['render'], a['render']):>9} {_ratio(tot_b, tot_a):>9} "
+            f"{_ratio(b['calls'], a['calls']):>11}"
+        )
+    print(
+        f"notes: ours also rendered GLUE 2.0 LDIF ({a['ldif_entries']} entries) in "
+        f"{a['render_ldif']:.3f} s; {a['errors']} item errors; HTTP calls counted at "
+        f"requests.Session.send for both (our source's own counter: {a['calls_source']}); "
+        "cloud-info-provider's GOCDB lookup (goc.egi.eu) answered 'not found' offline"
+    )
     return 0
 
 
