@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,12 +106,18 @@ def ldap_probe(target: BdiiTarget) -> BdiiProbe:
     from ldap3.core.exceptions import LDAPException
 
     server = ldap3.Server(target.url, connect_timeout=LDAP_TIMEOUT, get_info=ldap3.NONE)
+    # ldap3 leaks its sockets when the connection is refused: probe the port first
     try:
-        conn = ldap3.Connection(
-            server, auto_bind=True, receive_timeout=LDAP_TIMEOUT, read_only=True
-        )
+        socket.create_connection((server.host, server.port), timeout=LDAP_TIMEOUT).close()
+    except OSError as exc:
+        return BdiiProbe(answered=False, error=f"no answer from {target.url}: {exc}")
+    conn = ldap3.Connection(server, receive_timeout=LDAP_TIMEOUT, read_only=True)
+    try:
+        conn.bind()
     except (LDAPException, OSError, ValueError, struct.error) as exc:
-        # ldap3 reports an unresolvable host as struct.error; any of these means "no answer"
+        # ldap3 reports an unresolvable host as struct.error; any of these means "no answer".
+        # unbind() closes the socket that a failed bind leaves open.
+        conn.unbind()
         return BdiiProbe(answered=False, error=f"no answer from {target.url}: {exc}")
     try:
         gen = conn.extend.standard.paged_search(
