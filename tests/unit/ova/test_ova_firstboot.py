@@ -141,3 +141,11 @@ def test_missing_appliance_image_is_reported(guest: dict[str, Path]) -> None:
     report, calls = _run(guest, image=False)
     assert "appliance image 'fedcloud-appliance:latest' is not in the VM" in report
     assert "docker run" not in calls
+
+
+def test_an_image_without_bundle_units_says_so(guest: dict[str, Path]) -> None:
+    guest["services"].write_text("# no units\n")
+    (guest["conf"] / "appliance.yaml").write_text("site:\n  name: X\n")
+    report, calls = _run(guest)
+    assert "no appliance service unit is installed" in report
+    assert "systemctl" not in calls
