@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,10 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # stopped (SIGTERM -> SystemExit): do not leave the child running
+            proc.kill()
+            proc.wait(timeout=30)
+            raise
         finally:
             killer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -225,5 +230,10 @@ def main() -> int:
     return 0
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"bench_accounting: stopped by signal {signum}")
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
     sys.exit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,11 @@ class GlanceCounter:
         self._mod.Session.send = self._orig  # type: ignore[method-assign]
 
 
+def progress(what: str, figures: dict[str, Any]) -> None:
+    """Each figure as soon as it is measured (stderr), so a killed run still shows them."""
+    print(f"  [bench images] {what}: {json.dumps(figures)}", file=sys.stderr, flush=True)
+
+
 def _admin_clients() -> OpenStackClients:
     doc = {
         "site": {"name": "B"},
@@ -274,6 +280,7 @@ def bench_ours(
                 "errors": len(report.errors),
                 "note": report.errors[0][:60] if report.errors else "",
             }
+            progress(f"fedcloud-appliance {key} run", out[key])
         clients = _admin_clients()
         out["in_glance"] = len(
             list(
@@ -410,6 +417,7 @@ def bench_atrope(
                 "errors": errors,
                 "note": f"{errors} ERROR log lines" if errors else "",
             }
+            progress(f"atrope 2.0.0 {key} run", out[key])
         out["cached"] = len(list((adir / "cache" / name / "images").glob("*")))
         out["in_glance"] = sum(
             1
@@ -436,6 +444,7 @@ def main() -> int:
         ipki = make_images_pki(tmp / "pki")
         endorser = smime_endorser(tmp / "pki", ipki.pki.ca)
         with ImageServer() as server:
+            bench_throughput(tmp, server)
             list_url = make_list(tmp, server, endorser, ns)
             if not (STATE / "seed.json").is_file():
                 ours = theirs = "testbed not running (scripts/dev/testbed up)"
@@ -447,7 +456,6 @@ def main() -> int:
                     theirs = "skipped (BENCH_SKIP_ATROPE=1)"
                 else:
                     theirs = bench_atrope(tmp, list_url, endorser, ipki.capath, ns, project)
-            bench_throughput(tmp, server)
 
     print(f"\nimages: a signed {N_IMAGES}-image list (4 KiB qcow2 each) from a loopback server "
           f"into the testbed's Glance, shared with one {VO} project")  # fmt: skip
@@ -482,6 +490,11 @@ def main() -> int:
     return 0
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"bench_images: stopped by signal {signum}")  # runs the cleanups
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
     requests.packages.urllib3.disable_warnings()  # type: ignore[attr-defined]
     sys.exit(main())

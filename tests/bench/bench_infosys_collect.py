@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -300,5 +301,10 @@ def main() -> int:
     return 0
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"bench_infosys_collect: stopped by signal {signum}")  # kills the child
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm)
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Command line of the testbed: up, status, seed, stop, wipe, scale."""
+"""Command line of the testbed: up, status, seed, stop, wipe, scale, unscale."""
 
 from __future__ import annotations
 
@@ -115,6 +115,13 @@ class _exclusive:
         self.fh.close()
 
 
+def cmd_unscale(lay: Layout, args: argparse.Namespace) -> int:
+    from .unscale import unscale
+
+    unscale(lay, workers=args.workers)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="testbed", description="local OpenStack for tests and the demo"
@@ -138,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     p.add_argument("--workers", type=int, default=16, help="concurrent API calls")
     p.set_defaults(func=cmd_scale)
+    p = sub.add_parser("unscale", help="delete every scale-* object (never a seeded one)")
+    p.add_argument("--workers", type=int, default=8, help="concurrent API calls")
+    p.set_defaults(func=cmd_unscale)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # we chose neutronclient's bindings knowingly; its deprecation notice is noise here
