@@ -210,8 +210,9 @@ def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
         host_file=base / "docker-compose.host.yml",
         workdir=base,
     )
+    node = None
     try:
-        broker_start(base)
+        node = broker_start(base)
         yield b
     finally:
         b.compose(
@@ -238,6 +239,8 @@ def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
             ],
             check=False,
         )
+        if node is not None:
+            node.stop()
         broker_stop(base)
         shutil.rmtree(base, ignore_errors=True)
         _delete_images(testbed, f"BT{tag} ")

@@ -163,7 +163,12 @@ def prepare(
     return state
 
 
-def broker_start(workdir: Path) -> None:
+def broker_start(workdir: Path) -> Any:
+    """Start the demo broker unless it runs; the RabbitNode (None if it was running already).
+
+    A caller that lives on (the test session) keeps the node and calls ``node.stop()``;
+    the demo script exits and ``broker_stop`` ends it later by its process group.
+    """
     from support.rabbitmq import RabbitNode
 
     st = _state(workdir)
@@ -171,7 +176,7 @@ def broker_start(workdir: Path) -> None:
         try:
             os.kill(st["broker_pid"], 0)
             print(f"broker: already running (pid {st['broker_pid']})")
-            return
+            return None
         except ProcessLookupError:
             pass
     node = RabbitNode(base=workdir / "broker", stomp_port=st["ports"]["stomp"])
@@ -180,6 +185,7 @@ def broker_start(workdir: Path) -> None:
     st.update(broker_pid=node.proc.pid, broker_name=node.name)
     _save(workdir, st)
     print(f"broker: RabbitMQ STOMP on 127.0.0.1:{node.stomp_port} (pid {node.proc.pid})")
+    return node
 
 
 def receive(workdir: Path) -> int:
@@ -375,7 +381,7 @@ def main(argv: list[str]) -> int:
     elif cmd == "receive":
         return receive(workdir)
     elif cmd == "broker-start":
-        broker_start(workdir)
+        broker_start(workdir)  # keeps running after this process exits, on purpose
     elif cmd == "broker-stop":
         broker_stop(workdir)
     elif cmd == "record":  # record JOB RESULT

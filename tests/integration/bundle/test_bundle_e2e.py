@@ -309,9 +309,37 @@ def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
     assert res["count"] >= 20
     assert res["read"] == res["count"]
     assert res["bad"] == []
-    # the run lock of a killed job is released by the kernel: the next run is not refused (exit 4)
-    proc = bundle.compose("run", "--rm", "accounting", host=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # a killed job's run lock is released by the kernel: the next run of the job is not refused
+    lock_check = (
+        "from fedcloud_core.lock import RunLock\n"
+        "RunLock('/var/lib/fedcloud-appliance/locks', 'accounting-extract').acquire()\n"
+        "print('lock free')"
+    )
+    held = client.containers.run(
+        "fedcloud-appliance:latest",
+        [
+            "python3",
+            "-c",
+            "from fedcloud_core.lock import RunLock; import time\n"
+            "RunLock('/var/lib/fedcloud-appliance/locks', 'accounting-extract').acquire()\n"
+            "print('locked', flush=True); time.sleep(300)",
+        ],
+        detach=True,
+        user="10001:10001",
+        volumes={f"{bundle.prefix}-state": {"bind": "/var/lib/fedcloud-appliance", "mode": "rw"}},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"locked" not in held.logs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        refused = bundle.compose("run", "--rm", "accounting", host=True, timeout=120, check=False)
+        assert refused.returncode == 4, refused.stderr[-1000:]  # the job's lock is held
+        held.kill(signal="SIGKILL")
+        held.wait(timeout=30)
+    finally:
+        held.remove(force=True)
+    out = bundle.volume_exec(f'python3 -c "{lock_check}"')
+    assert out.strip() == "lock free"
 
 
 def test_down_and_up_keep_spool_cache_and_state(bundle: Bundle):
