@@ -24,8 +24,12 @@ PIP_PACKAGES = (
     "keystoneauth1", "python-keystoneclient", "python-novaclient", "python-glanceclient",
     "python-neutronclient", "python-cinderclient", "openstacksdk", "python-openstackclient", "PyYAML",
 )  # fmt: skip
-# modules that prove the venv is complete
-PROBE = "import keystone, glance, nova, neutron, cinder, placement, novaclient, glanceclient, testbed_ml2_bindall"
+# modules that prove the venv is complete (found, not imported: importing nova costs seconds)
+PROBE = (
+    "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("
+    "'keystone', 'glance', 'nova', 'neutron', 'cinder', 'placement', 'novaclient', 'glanceclient',"
+    "'neutronclient', 'cinderclient', 'keystoneclient', 'testbed_ml2_bindall')))"
+)
 
 
 class InstallError(RuntimeError):

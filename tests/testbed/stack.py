@@ -144,7 +144,8 @@ def _mysql(lay: Layout, sql: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
 
 
-def start_infra(lay: Layout, clock: Clock) -> None:
+def start_infra(lay: Layout, clock: Clock) -> dict[str, bool]:
+    """Start MariaDB and RabbitMQ; wait for MariaDB only (RabbitMQ boots during the DB sync)."""
     running = tracked(lay)
     if not (lay.root / "mysql" / "mysql").is_dir():
         _run(["mariadb-install-db", f"--defaults-file={lay.mysql_cnf}", "--auth-root-authentication-method=socket",
@@ -162,22 +163,24 @@ def start_infra(lay: Layout, clock: Clock) -> None:
     res = _mysql(lay, "; ".join(grants))
     if res.returncode:
         raise StackError(f"mariadb setup failed: {res.stderr.strip()}")
-    clock.say(
-        f"mariadb {'started' if db_started else 'already running'} on {HOST}:{PORTS['mariadb']}"
-    )
+    state = "started" if db_started else "already running"
+    clock.say(f"mariadb {state} on {HOST}:{PORTS['mariadb']}")
+    return {"rabbitmq_started": mq_started, "epmd_before": epmd_before}
+
+
+def wait_rabbitmq(lay: Layout, clock: Clock, started: bool, epmd_before: bool) -> None:
     ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", RABBIT_NODE, "wait", "--timeout", "120",
            str(lay.run / "rabbitmq-beam.internal.pid")]  # fmt: skip
     if _run(ctl, lay.logs / "rabbitmq-wait.log", 150, env=_env(rabbit_env(lay)), check=False):
         raise StackError(f"rabbitmq did not start; see {lay.root / 'rabbitmq' / 'log'}")
     health.wait_for("rabbitmq listener", lambda: health.port_open(PORTS["rabbitmq"]), 30)
-    if mq_started and not epmd_before:  # we started epmd: remember its PID so stop can end it
+    if started and not epmd_before:  # we started epmd: remember its PID so stop can end it
         owner = _port_owner(4369)
         if "pid=" in owner:
             pid = int(owner.split("pid=")[1].split(",")[0])
             lay.pidfile("epmd").write_text(f"{pid} epmd\n")
-    clock.say(
-        f"rabbitmq {'started' if mq_started else 'already running'} as {RABBIT_NODE} on {HOST}:{PORTS['rabbitmq']}"
-    )
+    state = "started" if started else "already running"
+    clock.say(f"rabbitmq {state} as {RABBIT_NODE} on {HOST}:{PORTS['rabbitmq']}")
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -296,12 +299,13 @@ API_TIER = [s.name for s in SERVICES if s.tier == 2]
 WORKERS = [s.name for s in SERVICES if s.tier == 3]
 
 
-def start_openstack(lay: Layout, clock: Clock) -> None:
+def start_openstack(lay: Layout, clock: Clock, infra: dict[str, bool]) -> None:
     running = tracked(lay)
     if start_daemon(lay, "keystone", running):
         wait_service(lay, "keystone", 120)
         clock.say(f"keystone started on :{PORTS['keystone']}")
     register_catalog(lay, clock)
+    wait_rabbitmq(lay, clock, infra["rabbitmq_started"], infra["epmd_before"])
     since = health.utc_now().replace(microsecond=0)
     started = [n for n in API_TIER + WORKERS if start_daemon(lay, n, running)]
     if started:
@@ -324,7 +328,8 @@ def wait_service(lay: Layout, name: str, timeout: float) -> None:
     svc = SERVICE_BY_NAME[name]
 
     def ok() -> bool:
-        if procs.read(name, lay.pidfile(name)) is None:
+        pid = int(lay.pidfile(name).read_text().split()[0])
+        if not procs.is_alive(pid):  # (not procs.read: uWSGI's cmdline is briefly empty at start)
             raise StackError(
                 f"{name} exited during start; see {lay.logs}/{name}*.log and {name}.stdout"
             )
@@ -420,9 +425,9 @@ def up(lay: Layout, clock: Clock, seed: bool = True) -> None:
         configs.write_all(lay)
         qcow2.write(lay.data / "tiny.qcow2")
         clock.say(f"configs rendered under {lay.etc}")
-        start_infra(lay, clock)
+        infra = start_infra(lay, clock)
         sync_databases(lay, clock)
-        start_openstack(lay, clock)
+        start_openstack(lay, clock, infra)
     from .seed import MAPPED_PROJECTS, Seeder
 
     write_clouds_yaml(lay, MAPPED_PROJECTS[0][0])
