@@ -4,6 +4,11 @@ Counts are totals: ``--images 5000`` tops the ``scale-image-*`` set up to 5000,
 so re-running creates nothing. Requests run concurrently in a thread pool on one
 keystoneauth session per scope. Servers use nova's multi-create (one request
 boots a batch named ``<batch>-1..n``) with a tiny flavor and no NIC.
+
+Server builds on the single fake host are serial and slow down linearly with
+the number of servers already there (nova's resource tracker fetches every
+consumer's placement allocations on each claim): a few hundred are practical,
+10,000 are not (see docs/testbed.md).
 """
 
 from __future__ import annotations
