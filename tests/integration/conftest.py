@@ -126,7 +126,7 @@ def testbed() -> Testbed:
         pytest.skip("FEDCLOUD_TESTBED_SKIP=1")
     # `up` is idempotent: ~1 s when everything already runs, minutes from nothing
     res = subprocess.run(
-        [str(script), "up"], capture_output=True, text=True, timeout=900, check=False
+        [str(script), "up"], capture_output=True, text=True, timeout=1800, check=False
     )
     if res.returncode != 0:
         pytest.fail(
