@@ -432,7 +432,7 @@ def bench_atrope(
 
 
 def _fmt_ratio(a: float, b: float) -> str:
-    return f"{a / b:.1f}x" if b else ("-" if not a else "inf")
+    return f"{a / b:.1f}x" if b else ("-" if not a else f"{a:g} vs 0")
 
 
 def main() -> int:
@@ -459,27 +459,27 @@ def main() -> int:
 
     print(f"\nimages: a signed {N_IMAGES}-image list (4 KiB qcow2 each) from a loopback server "
           f"into the testbed's Glance, shared with one {VO} project")  # fmt: skip
-    hdr = f"{'tool / run':<40} {'wall s':>8} {'Glance calls':>13} {'writes':>7}  notes"
+    hdr = f"{'tool / run':<48} {'wall s':>8} {'Glance calls':>13} {'writes':>7}  notes"
     print(hdr)
     print("-" * len(hdr))
     for label, res in (("fedcloud-appliance images sync", ours), ("atrope 2.0.0 dispatch", theirs)):
         if isinstance(res, str):
-            print(f"{label:<40} {'n/a':>8} {'n/a':>13} {'n/a':>7}  {res}")
+            print(f"{label:<48} {'n/a':>8} {'n/a':>13} {'n/a':>7}  {res}")
             continue
         for key, what in (("first", "first run"), ("unchanged", "unchanged run")):
             r = res[key]
             print(
-                f"{label + ', ' + what:<40} {r['s']:>8.2f} {r['calls']:>13} {r['writes']:>7}  {r['note']}"
+                f"{label + ', ' + what:<48} {r['s']:>8.2f} {r['calls']:>13} {r['writes']:>7}  {r['note']}"
             )
         extra = f"images in Glance after the runs: {res['in_glance']}"
         if "cached" in res:
             extra += f", images in its cache: {res['cached']}"
-        print(f"{'':<40} {'':>8} {'':>13} {'':>7}  {extra}")
+        print(f"{'':<48} {'':>8} {'':>13} {'':>7}  {extra}")
     if isinstance(ours, dict) and isinstance(theirs, dict):
         for key, what in (("first", "first run"), ("unchanged", "unchanged run")):
             a, b = ours[key], theirs[key]
             print(
-                f"{'ratio atrope / ours, ' + what:<40} {_fmt_ratio(b['s'], a['s']):>8} "
+                f"{'ratio atrope / ours, ' + what:<48} {_fmt_ratio(b['s'], a['s']):>8} "
                 f"{_fmt_ratio(b['calls'], a['calls']):>13} {_fmt_ratio(b['writes'], a['writes']):>7}"
             )
     print()
