@@ -118,7 +118,7 @@ class _exclusive:
 def cmd_unscale(lay: Layout, args: argparse.Namespace) -> int:
     from .unscale import unscale
 
-    unscale(lay, workers=args.workers)
+    unscale(lay, workers=args.workers, keep_servers=args.keep_servers)
     return 0
 
 
@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_scale)
     p = sub.add_parser("unscale", help="delete every scale-* object (never a seeded one)")
     p.add_argument("--workers", type=int, default=8, help="concurrent API calls")
+    p.add_argument(
+        "--keep-servers", action="store_true", help="keep servers and projects, delete the rest"
+    )
     p.set_defaults(func=cmd_unscale)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

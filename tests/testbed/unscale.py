@@ -2,7 +2,9 @@
 
 Deletes, through the real APIs, every server, image, flavor and project whose name starts
 with ``scale-``, never an object listed in the seed manifest. Servers go first (they use
-the scale flavor and projects) and are waited for, bounded in time.
+the scale flavor and projects) and are waited for, bounded in time. ``keep_servers``
+leaves the servers and their projects (slow to delete with the fake driver) and removes
+only images and flavors.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ def _seed_ids(lay: Layout) -> set[str]:
     return ids
 
 
-def unscale(lay: Layout, workers: int = 8) -> None:
+def _delete(what: str, jobs: list[Any], workers: int) -> None:
+    if jobs:
+        _pool_run(what, jobs, workers)
+    else:
+        print(f"{what}: none", flush=True)
+
+
+def unscale(lay: Layout, workers: int = 8, keep_servers: bool = False) -> None:
     keep = _seed_ids(lay)
     admin = Clients(session())
     nova, glance, ks = admin.nova, admin.glance, admin.keystone
@@ -39,8 +48,8 @@ def unscale(lay: Layout, workers: int = 8) -> None:
         found = nova.servers.list(search_opts={"all_tenants": 1, "name": f"^{PREFIX}"}, limit=-1)
         return [s for s in found if s.name.startswith(PREFIX) and s.id not in keep]
 
-    servers = scale_servers()
-    _pool_run("servers deleted", [lambda s=s: s.delete() for s in servers], min(workers, 4))
+    servers = [] if keep_servers else scale_servers()
+    _delete("servers deleted", [lambda s=s: s.delete() for s in servers], min(workers, 4))
     deadline = time.monotonic() + SERVER_WAIT
     while servers:
         servers = scale_servers()
@@ -56,16 +65,16 @@ def unscale(lay: Layout, workers: int = 8) -> None:
         for i in glance.images.list(filters={"visibility": "all"})
         if str(i.get("name") or "").startswith(PREFIX) and i["id"] not in keep
     ]
-    _pool_run("images deleted", [lambda i=i: glance.images.delete(i) for i in images], workers)
+    _delete("images deleted", [lambda i=i: glance.images.delete(i) for i in images], workers)
     flavors = [
         f
         for f in nova.flavors.list(is_public=None)
         if f.name.startswith(PREFIX) and f.id not in keep
     ]
-    _pool_run("flavors deleted", [lambda f=f: f.delete() for f in flavors], workers)
+    _delete("flavors deleted", [lambda f=f: f.delete() for f in flavors], workers)
     projects = [
         p
         for p in ks.projects.list(domain="default")
-        if p.name.startswith(PREFIX) and p.id not in keep
+        if p.name.startswith(PREFIX) and p.id not in keep and not keep_servers
     ]
-    _pool_run("projects deleted", [lambda p=p: ks.projects.delete(p) for p in projects], workers)
+    _delete("projects deleted", [lambda p=p: ks.projects.delete(p) for p in projects], workers)
