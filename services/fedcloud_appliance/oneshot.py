@@ -226,7 +226,7 @@ def run_oneshot(
         if in_main:
             signal.signal(signal.SIGTERM, previous)
         with contextlib.suppress(DockerException):
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # like docker run --rm: anonymous volumes too
 
 
 def default_config_dir() -> str:

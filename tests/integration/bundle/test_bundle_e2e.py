@@ -53,6 +53,7 @@ def test_images_hold_no_config_or_secret(docker_images, image, user):
     assert img.attrs["Config"]["User"] == user
     assert img.attrs["Config"]["Healthcheck"]["Test"][0] == "CMD"
     assert img.attrs["Config"]["Entrypoint"][0] == "/usr/bin/tini"
+    assert not img.attrs["Config"].get("Volumes")  # no anonymous volumes left behind by one-shots
     # nothing is copied into the config or certificate directories at build time
     copies = [
         str(h.get("CreatedBy", ""))
@@ -79,7 +80,7 @@ def test_images_hold_no_config_or_secret(docker_images, image, user):
                     if f and b"PRIVATE KEY" in f.read():
                         private.append(m.name)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     assert len(names) > 1000  # the export really listed the image
     assert private == []
     assert [
@@ -119,6 +120,7 @@ def test_cloud_info_oneshot_container_feeds_the_resource_bdii(bundle: Bundle):
         config_dir=str(bundle.config_dir), volume_prefix=bundle.prefix, network="host", timeout=300
     )
     out = io.StringIO()
+    volumes_before = {v.name for v in client.volumes.list()}
     code = oneshot.run_oneshot("cloud-info", settings, out=out)
     # 3 = partial: the shared testbed changes under the collection (other tests delete images
     # between the list and the member calls); the snapshot is written either way
@@ -271,7 +273,7 @@ def test_scheduler_container_runs_the_enabled_jobs(bundle: Bundle):
         c.stop(timeout=60)
         assert c.wait(timeout=60)["StatusCode"] == 0  # clean shutdown on SIGTERM (tini forwards it)
     finally:
-        client.containers.get(name).remove(force=True)
+        client.containers.get(name).remove(force=True, v=True)
 
 
 def test_images_replicated_into_glance(bundle: Bundle):
@@ -307,7 +309,7 @@ def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
         c.kill(signal="SIGKILL")
         assert c.wait(timeout=30)["StatusCode"] == 137
     finally:
-        c.remove(force=True)
+        c.remove(force=True, v=True)
     res = json.loads(bundle.volume_python(CHECK_QUEUE))
     assert res["count"] >= 20
     assert res["read"] == res["count"]
@@ -340,7 +342,7 @@ def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
         held.kill(signal="SIGKILL")
         held.wait(timeout=30)
     finally:
-        held.remove(force=True)
+        held.remove(force=True, v=True)
     out = bundle.volume_exec(f'python3 -c "{lock_check}"')
     assert out.strip() == "lock free"
 

@@ -116,8 +116,8 @@ class FakeContainer:
     def stop(self, timeout):
         self.calls.append("stop")
 
-    def remove(self, force):
-        self.calls.append(f"remove force={force}")
+    def remove(self, force, v):
+        self.calls.append(f"remove force={force} v={v}")
 
 
 class FakeClient:
@@ -137,7 +137,7 @@ def test_run_passes_the_exit_code_and_always_removes(code):
     out = io.StringIO()
     rc = oneshot.run_oneshot("accounting", oneshot.OneshotSettings(), client=FakeClient(c), out=out)
     assert rc == code
-    assert c.calls == ["start", "wait", "remove force=True"]
+    assert c.calls == ["start", "wait", "remove force=True v=True"]
     assert "accounting-extract: ok" in out.getvalue()
 
 
@@ -147,7 +147,7 @@ def test_run_timeout_stops_and_removes():
         "ssm", oneshot.OneshotSettings(timeout=0.1), client=FakeClient(c), out=io.StringIO()
     )
     assert rc == 1
-    assert c.calls == ["start", "wait", "stop", "remove force=True"]
+    assert c.calls == ["start", "wait", "stop", "remove force=True v=True"]
 
 
 def test_missing_image_is_a_clear_error():
