@@ -274,7 +274,7 @@ def main() -> int:
         print(
             f"{name:<30} {'>' + format(b['timeout'], '.0f'):>10} {'-':>9} {'>' + format(b['timeout'], '.0f'):>9} "
             f"{calls:>11}  stopped after {CIP_TIMEOUT:.0f} s (BENCH_CIP_TIMEOUT) with "
-            f"{b.get('shares_done', '?')} of {len(mapping)} shares collected"
+            f"share {b.get('shares_done', '?')} of {len(mapping)} started"
         )
         print(
             f"{'ratio (theirs / ours)':<30} {'>' + _ratio(b['timeout'], a['collect']):>10} {'':>9} "
