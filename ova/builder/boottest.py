@@ -31,6 +31,7 @@ from .tools import CLOUD_LOCALDS, LDAPSEARCH, QEMU_IMG, SSH, SSH_KEYGEN
 from .userdata import appliance_files, render_user_data
 
 GUEST_USER = "debian"
+SSH_FAILED = 255  # ssh's own failure, not the remote command's exit code
 HOSTNAME = "fedcloud-ova-test"
 DEMO_CONFIG = """\
 # demo config of the OVA boot test
@@ -152,30 +153,41 @@ class Guest:
         return "\n".join(lines[-n:])
 
     def ssh(
-        self, command: str, timeout: float = 60, check: bool = True
+        self, command: str, timeout: float = 60, check: bool = True, attempts: int = 5
     ) -> subprocess.CompletedProcess[str]:
-        return SSH.run(
-            [
-                "-i",
-                str(self.work / "id_test"),
-                "-p",
-                str(self.ssh_port),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "ConnectTimeout=5",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-                f"{GUEST_USER}@127.0.0.1",
-                command,
-            ],
-            timeout=timeout,
-            check=check,
-        )
+        """Run a command in the guest. SSH's own failures (exit 255: a guest too busy to
+        finish the handshake, e.g. while containers start under emulation) are retried."""
+        argv = [
+            "-i",
+            str(self.work / "id_test"),
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=30",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            f"{GUEST_USER}@127.0.0.1",
+            command,
+        ]
+        result = SSH.run(argv, timeout=timeout, check=False)
+        for _ in range(attempts - 1):
+            if result.returncode != SSH_FAILED:
+                break
+            time.sleep(10)
+            result = SSH.run(argv, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise ToolError(
+                "ssh",
+                f"exit {result.returncode}: {result.stderr.strip()[-300:]}",
+                returncode=result.returncode,
+            )
+        return result
 
 
 def make_seed(work: Path, s: Settings) -> None:
@@ -250,7 +262,7 @@ def boot_one(
         remaining = max(10.0, ssh_timeout - (time.monotonic() - t0))
         if not wait_for(
             "SSH",
-            lambda: guest.ssh("true", timeout=20, check=False).returncode == 0,
+            lambda: guest.ssh("true", timeout=40, check=False, attempts=1).returncode == 0,
             remaining,
             guest,
         ):
@@ -315,7 +327,13 @@ def boot_one(
 
 
 def check_bdii(guest: Guest, res: Result, timeout: float, mark: Callable[[str], None]) -> None:
-    if guest.ssh("systemctl cat bdii.service", check=False).returncode != 0:
+    unit = guest.ssh("systemctl cat bdii.service", check=False)
+    if unit.returncode == SSH_FAILED:
+        res.failures.append(
+            f"SSH did not answer while looking for bdii.service: {unit.stderr.strip()}"
+        )
+        return
+    if unit.returncode != 0:
         res.not_available.append(
             "bdii.service is not in the image (the bundle has not delivered it yet)"
         )
