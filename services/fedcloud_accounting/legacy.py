@@ -40,15 +40,6 @@ def _list(value: str) -> list[str]:
     return [v.strip() for v in value.replace("\n", ",").split(",") if v.strip()]
 
 
-def _bool(value: str, where: str) -> bool:
-    low = value.strip().lower()
-    if low in ("true", "yes", "1", "on"):
-        return True
-    if low in ("false", "no", "0", "off"):
-        return False
-    raise ConfigError(f"{where}: not a boolean: {value!r}")
-
-
 def convert_voms_json(path: Path) -> dict[str, Any]:
     """``{"<VO>": {"projects": [...]}}`` (older files say ``tenants``) -> ``vos``."""
     try:

@@ -15,18 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter
+from fedcloud_core.legacy import LegacyImporter, parse_bool
 
 log = logging.getLogger(__name__)
-
-
-def _bool(path: Path, section: str, key: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "yes", "1", "on"):
-        return True
-    if v in ("false", "no", "0", "off"):
-        return False
-    raise ConfigError(f"{path}: [{section}] {key}: not a boolean: {value!r}")
 
 
 def convert(path: Path) -> dict[str, Any]:
@@ -58,7 +49,7 @@ def convert(path: Path) -> dict[str, Any]:
     elif protocol == "AMS":
         ssm["port"] = 443
     if cp.has_option("broker", "use_ssl"):
-        ssm["use_ssl"] = _bool(path, "broker", "use_ssl", cp.get("broker", "use_ssl"))
+        ssm["use_ssl"] = parse_bool(cp.get("broker", "use_ssl"), f"{path}: [broker] use_ssl")
     for key in ("certificate", "key", "capath", "server_cert"):
         if cp.has_option("certificates", key) and cp.get("certificates", key).strip():
             ssm[key] = cp.get("certificates", key).strip()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class LegacyImporter:
@@ -20,6 +22,20 @@ class LegacyImporter:
     description: str
     matches: Callable[[Path], bool]  # does this file look like this format?
     convert: Callable[[Path], dict[str, Any]]  # -> partial appliance config
+
+
+_TRUE = ("true", "yes", "1", "on")
+_FALSE = ("false", "no", "0", "off")
+
+
+def parse_bool(value: str, where: str) -> bool:
+    """An ini-style boolean (true/yes/1/on, false/no/0/off); ``where`` names the key in errors."""
+    low = value.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(f"{where}: not a boolean: {value!r}")
 
 
 def merge_fragments(fragments: list[Mapping[str, Any]]) -> dict[str, Any]:
