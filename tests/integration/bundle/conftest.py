@@ -162,13 +162,20 @@ class Bundle:
             timeout=timeout,
         ).stdout
 
-    def status_json(self) -> dict[str, Any]:
+    def status_json(self, timeout: float = 30) -> dict[str, Any]:
+        """The status page's JSON, collected after this call started (the page caches for 10 s)."""
         import urllib.request
+        from datetime import UTC, datetime
 
+        t0 = datetime.now(UTC).replace(microsecond=0)
         url = f"http://127.0.0.1:{self.ports['status']}/status.json"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            data: dict[str, Any] = json.loads(r.read())
-        return data
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                data: dict[str, Any] = json.loads(r.read())
+            if datetime.fromisoformat(data["generated"]) >= t0 or time.monotonic() > deadline:
+                return data
+            time.sleep(1)
 
 
 @pytest.fixture(scope="session")

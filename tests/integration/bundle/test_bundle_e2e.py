@@ -15,6 +15,7 @@ import re
 import subprocess
 import tarfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ def test_cloud_info_oneshot_container_feeds_the_resource_bdii(bundle: Bundle):
     )
     out = io.StringIO()
     volumes_before = {v.name for v in client.volumes.list()}
+    assert volumes_before  # the bundle's named volumes at least
     code = oneshot.run_oneshot("cloud-info", settings, out=out)
     # 3 = partial: the shared testbed changes under the collection (other tests delete images
     # between the list and the member calls); the snapshot is written either way
@@ -129,6 +131,7 @@ def test_cloud_info_oneshot_container_feeds_the_resource_bdii(bundle: Bundle):
     assert (
         client.containers.list(all=True, filters={"label": "eu.egi.fedcloud.job=cloud-info"}) == []
     )
+    assert {v.name for v in client.volumes.list()} == volumes_before  # like docker run --rm
 
     hb = bundle.volume_exec("cat /var/lib/fedcloud-appliance/status/cloud-info.heartbeat")
     assert hb.startswith("20")
@@ -245,6 +248,7 @@ def test_ssm_delivers_and_the_receiver_accepts(bundle: Bundle):
 def test_scheduler_container_runs_the_enabled_jobs(bundle: Bundle):
     """The scheduler service runs each enabled job at start, then on its interval; SIGTERM stops it."""
     before = {j["key"]: j["last_run"] for j in bundle.status_json()["jobs"]}
+    started = datetime.now(UTC).replace(microsecond=0)
     name = f"{bundle.project}-scheduler-test"
     off = [f"FEDCLOUD__SCHEDULER__{k}=0" for k in ("CLOUD_INFO", "ACCOUNTING", "IMAGES")]
     bundle.compose(
@@ -263,15 +267,18 @@ def test_scheduler_container_runs_the_enabled_jobs(bundle: Bundle):
         after = before
         while time.monotonic() < deadline:
             after = {j["key"]: j["last_run"] for j in bundle.status_json()["jobs"]}
-            if after["ssm-send"] != before["ssm-send"]:
+            if after["ssm-send"] and datetime.fromisoformat(after["ssm-send"]) >= started:
                 break
             time.sleep(2)
-        assert after["ssm-send"] != before["ssm-send"], client.containers.get(name).logs()[-2000:]
+        logs = client.containers.get(name).logs().decode()
+        assert after["ssm-send"], logs[-2000:]
+        assert datetime.fromisoformat(after["ssm-send"]) >= started, logs[-2000:]
         assert after["cloud-info"] == before["cloud-info"]  # disabled (0 minutes)
         c = client.containers.get(name)
         assert c.attrs["Config"]["User"] == "10001:10001"
         c.stop(timeout=60)
         assert c.wait(timeout=60)["StatusCode"] == 0  # clean shutdown on SIGTERM (tini forwards it)
+        assert "signal 15: stopping the scheduler" in c.logs().decode()
     finally:
         client.containers.get(name).remove(force=True, v=True)
 
