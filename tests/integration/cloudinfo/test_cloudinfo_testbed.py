@@ -29,8 +29,6 @@ from fedcloud_core.report import RunReport, RunStatus
 
 pytestmark = [
     pytest.mark.integration,
-    # novaclient warns about the 'interface' keyword the core passes (harmless)
-    pytest.mark.filterwarnings("ignore:The 'interface' argument is deprecated:UserWarning"),
 ]
 
 STATE = Path("/var/tmp/fedcloud-testbed")
@@ -110,7 +108,9 @@ def test_flavors_with_extra_specs(seed: dict[str, Any], run: dict[str, Any]) -> 
         e.first("GLUE2ResourceID"): e
         for e in _by_class(run["entries"], "GLUE2ExecutionEnvironment")
     }
-    assert set(envs) == expected
+    # the testbed is shared (benchmarks, the demo and other tests add flavors): judge the seeded ones
+    seeded = {f["id"] for f in seed["flavors"].values()}
+    assert set(envs) & seeded == expected
     for f in seed["flavors"].values():
         if f["id"] not in expected:
             continue
@@ -151,7 +151,9 @@ def test_only_marketplace_images_visible_to_mapped_projects(
         e.first("GLUE2ApplicationEnvironmentID")
         for e in _by_class(run["entries"], "GLUE2ApplicationEnvironment")
     }
-    assert published == expected
+    # other jobs (the demo, image replication tests) add marketplace images: judge the seeded ones
+    seeded = {img["id"] for img in seed["images"].values()}
+    assert published & seeded == expected
     assert run["report"].counts["images_skipped_no_marketplace"] >= 1
 
 
