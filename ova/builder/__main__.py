@@ -27,8 +27,28 @@ def main(argv: list[str] | None = None) -> int:
         "boottest", help="boot the qcow2 and the OVA's VMDK under QEMU and check the services"
     )
     t.add_argument("--only", choices=("qcow2", "ova"), help="boot only this one")
-    t.add_argument("--ssh-timeout", type=float, default=300.0)
-    t.add_argument("--service-timeout", type=float, default=420.0)
+    t.add_argument(
+        "--ssh-timeout", type=float, default=600.0, help="seconds until SSH answers (600)"
+    )
+    t.add_argument(
+        "--service-timeout",
+        type=float,
+        default=900.0,
+        help="seconds for each later wait: cloud-init, first boot, bdii, LDAP (900)",
+    )
+    t.add_argument(
+        "--memory-mb",
+        type=int,
+        default=3072,
+        help="guest memory (3072; the OVF says OVA_MEMORY_MB)",
+    )
+    t.add_argument("--cpus", type=int, default=2, help="guest vCPUs (-smp, 2)")
+    t.add_argument(
+        "--all-services",
+        action="store_true",
+        help="let the first boot start every configured unit (default: only bdii.service, "
+        "through /etc/fedcloud-appliance/firstboot.env in the seed)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -55,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             only=args.only,
             ssh_timeout=args.ssh_timeout,
             service_timeout=args.service_timeout,
+            memory_mb=args.memory_mb,
+            cpus=args.cpus,
+            all_services=args.all_services,
         )
     except FedcloudError as exc:
         print(f"[ova] FAILED: {exc}", file=sys.stderr)

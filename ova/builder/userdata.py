@@ -13,6 +13,7 @@ TEMPLATE = "cloud-init/user-data.yaml.j2"
 CONFIG_PATH = "/etc/fedcloud-appliance/appliance.yaml"
 HOSTCERT_PATH = "/etc/grid-security/hostcert.pem"
 HOSTKEY_PATH = "/etc/grid-security/hostkey.pem"
+FIRSTBOOT_ENV_PATH = "/etc/fedcloud-appliance/firstboot.env"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,17 @@ def appliance_files(
             WriteFile(HOSTKEY_PATH, hostkey, "0600"),
         ]
     return files
+
+
+def firstboot_selection(units: list[str]) -> WriteFile:
+    """firstboot.env: the first-boot unit starts only these units (e.g. only the BDII)."""
+    bad = [u for u in units if not u.endswith(".service") or any(c.isspace() for c in u)]
+    if not units or bad:
+        raise ValueError(
+            f"firstboot selection: unit names ending in .service expected, got {units}"
+        )
+    body = "# units the first-boot check starts (others are not started)\n"
+    return WriteFile(FIRSTBOOT_ENV_PATH, body + f'FEDCLOUD_SERVICES="{" ".join(units)}"\n')
 
 
 def render_user_data(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from ova.builder import disk, images, package, rootfs
 from ova.builder.settings import Settings
-from ova.builder.userdata import appliance_files, render_user_data
+from ova.builder.userdata import appliance_files, firstboot_selection, render_user_data
 
 pytestmark = pytest.mark.unit
 
@@ -291,3 +291,14 @@ def test_v2v_summary_keeps_what_the_importer_understood() -> None:
         "source name: fedcloud-appliance; memory: 2147483648 (bytes); nr vCPUs: 2; firmware: bios; "
         'disks: 0 [ide]; NICs: Bridge "VM Network" [e1000]'
     )
+
+
+def test_firstboot_selection_renders_into_user_data_and_rejects_bad_names() -> None:
+    f = firstboot_selection(["bdii.service", "fedcloud-status-web.service"])
+    assert f.path == "/etc/fedcloud-appliance/firstboot.env"
+    assert 'FEDCLOUD_SERVICES="bdii.service fedcloud-status-web.service"\n' in f.content
+    doc = yaml.safe_load(render_user_data(hostname="h", ssh_keys=["ssh-ed25519 AAAA k"], files=[f]))
+    assert doc["write_files"][0]["content"] == f.content
+    for bad in ([], ["bdii"], ["bdii.service; rm -rf /.service"]):
+        with pytest.raises(ValueError, match="firstboot selection"):
+            firstboot_selection(bad)

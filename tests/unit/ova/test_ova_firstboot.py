@@ -161,3 +161,21 @@ def test_an_image_without_bundle_units_says_so(guest: dict[str, Path]) -> None:
     report, calls = _run(guest)
     assert "no appliance service unit is installed" in report
     assert "systemctl" not in calls
+
+
+def test_firstboot_env_selects_the_services_and_stops_the_others(guest: dict[str, Path]) -> None:
+    (guest["conf"] / "appliance.yaml").write_text("site:\n  name: X\n")
+    cert, key = demo_hostcert("bdii.example.org")
+    (guest["grid"] / "hostcert.pem").write_text(cert)
+    (guest["grid"] / "hostkey.pem").write_text(key)
+    (guest["conf"] / "firstboot.env").write_text(
+        '# only the BDII\nFEDCLOUD_SERVICES="bdii.service"\n'
+    )
+    report, calls = _run(guest)
+    assert "systemctl start --no-block bdii.service" in calls
+    assert "systemctl start --no-block ssm.service" not in calls
+    # the fake systemctl says every unit is enabled: an unselected one is disabled and stopped
+    assert "systemctl disable --quiet --now ssm.service" in calls
+    assert "NOT started (not in FEDCLOUD_SERVICES of" in report
+    assert "firstboot.env): ssm.service" in report
+    assert "started:  bdii.service" in report
