@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ import yaml
 from fedcloud_core.errors import ToolError
 
 from .settings import Settings
-from .tools import DOCKER, DPKG_QUERY
+from .tools import DOCKER, DPKG_QUERY, IP
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,18 @@ def host_images(docker_host: str) -> list[str] | None:
 
 
 class ThrowawayDockerd:
-    """A private dockerd on its own socket, data root and exec root; no networking."""
+    """A private dockerd on its own socket, data root, exec root and bridge.
+
+    It gets a private, empty bridge rather than ``--bridge=none``: a dockerd started with
+    ``--bridge=none`` deletes the host's ``docker0``, breaking the host engine's containers.
+    """
 
     def __init__(self, data_root: Path, state_dir: Path):
         self.data_root = data_root
         self.state_dir = state_dir
         self.sock = state_dir / "docker.sock"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.bridge = f"fova{os.getpid() % 100000}"
 
     @property
     def host(self) -> str:
@@ -120,6 +126,7 @@ class ThrowawayDockerd:
             raise ToolError("dockerd", "not installed (apt-get install docker.io)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
+        IP.run(["link", "add", "name", self.bridge, "type", "bridge"])
         logf = (self.state_dir / "dockerd.log").open("wb")
         argv = [
             dockerd,
@@ -131,7 +138,7 @@ class ThrowawayDockerd:
             self.host,
             "--pidfile",
             str(self.state_dir / "dockerd.pid"),
-            "--bridge=none",
+            f"--bridge={self.bridge}",
             "--iptables=false",
             "--ip6tables=false",
             "--ip-masq=false",
@@ -142,6 +149,7 @@ class ThrowawayDockerd:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                IP.run(["link", "del", self.bridge], check=False)
                 raise ToolError("dockerd", f"exited at start; see {self.state_dir / 'dockerd.log'}")
             try:
                 DOCKER.run(["-H", self.host, "info"], timeout=10)
@@ -159,6 +167,7 @@ class ThrowawayDockerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        IP.run(["link", "del", self.bridge], check=False)
 
 
 def engine_versions(root: Path) -> tuple[str, str]:
