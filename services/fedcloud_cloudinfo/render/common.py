@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fedcloud_core.ldif import Entry
+
+if TYPE_CHECKING:
+    from ..model import Site
 
 SUFFIX = "o=glue"
 GROUP_DN = f"GLUE2GroupID=resource,{SUFFIX}"
 UNKNOWN_INT = 999999999  # GLUE2 placeholder for an unknown integer
 UNKNOWN_STR = "UNDEFINEDVALUE"
+CAPABILITIES = ("executionmanagement.dynamicvmdeploy", "security.accounting")
+ARGO_STATUS = "https://argo.egi.eu/egi/report-status/Critical/SITES/{site}"
+DOWNTIMES = "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={site}"
 
 _DN_SPECIAL = set(',+"\\<>;=')
 
@@ -55,4 +62,49 @@ def entity(dn: str, classes: list[str], id_attr: str, id_value: str) -> Entry:
     e = Entry(dn)
     e.add("objectClass", *classes)
     e.add(id_attr, id_value)
+    return e
+
+
+def endpoint_entry(
+    site: Site,
+    dn: str,
+    ts: str,
+    *,
+    endpoint_class: str,
+    service_fk: str,
+    other_info: tuple[str, ...] = (),
+) -> Entry:
+    """The Nova endpoint entry, shared by the GLUE 2.0 and 2.1 renderers (they differ in
+    the endpoint class and the name of the service foreign key)."""
+    ep = site.endpoint
+    e = entity(
+        dn, ["GLUE2Entity", "GLUE2Endpoint", endpoint_class], "GLUE2EndpointID", site.endpoint_id
+    )
+    e.add("GLUE2EntityName", f"OpenStack endpoint at {site.name}")
+    e.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    other = []
+    if ep.keystone_version:
+        other.append(f"KeystoneVersion={ep.keystone_version}")
+    if ep.glance_version:
+        other.append(f"GlanceVersion={ep.glance_version}")
+    other.extend(other_info)
+    e.add("GLUE2EntityOtherInfo", *other)
+    e.add("GLUE2EndpointURL", ep.url)
+    e.add("GLUE2EndpointCapability", *CAPABILITIES)
+    e.add("GLUE2EndpointTechnology", "webservice")
+    e.add("GLUE2EndpointInterfaceName", "org.openstack.nova")
+    e.add("GLUE2EndpointInterfaceVersion", ep.nova_version)
+    e.add("GLUE2EndpointSemantics", "https://docs.openstack.org/api-ref/compute/")
+    e.add("GLUE2EndpointImplementor", "OpenStack Foundation")
+    e.add("GLUE2EndpointImplementationName", "OpenStack Nova")
+    e.add("GLUE2EndpointImplementationVersion", ep.nova_microversion or UNKNOWN_STR)
+    e.add("GLUE2EndpointQualityLevel", site.production_level)
+    e.add("GLUE2EndpointHealthState", "ok")
+    e.add("GLUE2EndpointHealthStateInfo", "Endpoint functioning properly")
+    e.add("GLUE2EndpointServingState", site.production_level)
+    e.add("GLUE2EndpointIssuerCA", ep.issuer_ca)
+    e.add("GLUE2EndpointTrustedCA", *sorted(ep.trusted_cas))
+    e.add("GLUE2EndpointDowntimeInfo", DOWNTIMES.format(site=site.name))
+    e.add("GLUE2EndpointServiceForeignKey", site.service_id)
+    e.add(service_fk, site.service_id)
     return e

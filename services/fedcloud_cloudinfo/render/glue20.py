@@ -12,11 +12,18 @@ from fedcloud_core import ldif
 from fedcloud_core.ldif import Entry
 
 from ..model import Flavor, Image, Share, Site
-from .common import GROUP_DN, UNKNOWN_STR, entity, glue_int, glue_time, rdn, top_entries
-
-CAPABILITIES = ("executionmanagement.dynamicvmdeploy", "security.accounting")
-ARGO_STATUS = "https://argo.egi.eu/egi/report-status/Critical/SITES/{site}"
-DOWNTIMES = "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={site}"
+from .common import (
+    ARGO_STATUS,
+    CAPABILITIES,
+    GROUP_DN,
+    UNKNOWN_STR,
+    endpoint_entry,
+    entity,
+    glue_int,
+    glue_time,
+    rdn,
+    top_entries,
+)
 
 
 def image_vos(site: Site) -> dict[str, list[str]]:
@@ -64,38 +71,13 @@ def service_entries(site: Site) -> list[Entry]:
     s.add("GLUE2ComputingServiceSuspendedJobs", sum(x.suspended for x in site.shares))
 
     endpoint_dn = rdn("GLUE2EndpointID", site.endpoint_id, service_dn)
-    e = entity(
+    e = endpoint_entry(
+        site,
         endpoint_dn,
-        ["GLUE2Entity", "GLUE2Endpoint", "GLUE2ComputingEndpoint"],
-        "GLUE2EndpointID",
-        site.endpoint_id,
+        ts,
+        endpoint_class="GLUE2ComputingEndpoint",
+        service_fk="GLUE2ComputingEndpointComputingServiceForeignKey",
     )
-    e.add("GLUE2EntityName", f"OpenStack endpoint at {site.name}")
-    e.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
-    other = []
-    if ep.keystone_version:
-        other.append(f"KeystoneVersion={ep.keystone_version}")
-    if ep.glance_version:
-        other.append(f"GlanceVersion={ep.glance_version}")
-    e.add("GLUE2EntityOtherInfo", *other)
-    e.add("GLUE2EndpointURL", ep.url)
-    e.add("GLUE2EndpointCapability", *CAPABILITIES)
-    e.add("GLUE2EndpointTechnology", "webservice")
-    e.add("GLUE2EndpointInterfaceName", "org.openstack.nova")
-    e.add("GLUE2EndpointInterfaceVersion", ep.nova_version)
-    e.add("GLUE2EndpointSemantics", "https://docs.openstack.org/api-ref/compute/")
-    e.add("GLUE2EndpointImplementor", "OpenStack Foundation")
-    e.add("GLUE2EndpointImplementationName", "OpenStack Nova")
-    e.add("GLUE2EndpointImplementationVersion", ep.nova_microversion or UNKNOWN_STR)
-    e.add("GLUE2EndpointQualityLevel", site.production_level)
-    e.add("GLUE2EndpointHealthState", "ok")
-    e.add("GLUE2EndpointHealthStateInfo", "Endpoint functioning properly")
-    e.add("GLUE2EndpointServingState", site.production_level)
-    e.add("GLUE2EndpointIssuerCA", ep.issuer_ca)
-    e.add("GLUE2EndpointTrustedCA", *sorted(ep.trusted_cas))
-    e.add("GLUE2EndpointDowntimeInfo", DOWNTIMES.format(site=site.name))
-    e.add("GLUE2EndpointServiceForeignKey", site.service_id)
-    e.add("GLUE2ComputingEndpointComputingServiceForeignKey", site.service_id)
 
     policy_id = f"{site.endpoint_id}_Policy"
     p = entity(

@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from ..model import Site
-from .common import glue_time
-from .glue20 import ARGO_STATUS, CAPABILITIES, DOWNTIMES
+from .common import ARGO_STATUS, CAPABILITIES, DOWNTIMES, glue_time
 from .glue21 import flavor_shares, image_shares
 
 JSON_VALIDITY = (
