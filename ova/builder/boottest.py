@@ -331,7 +331,10 @@ def boot_one(
             "cat /run/fedcloud-appliance/firstboot.txt; echo; cat /proc/swaps; "
             "sudo docker image ls --format '{{.Repository}}:{{.Tag}}'; systemctl is-system-running; "
             "for u in bdii fedcloud-appliance fedcloud-status-web; do "
-            'echo "$u: $(systemctl is-active $u)"; done; uptime',
+            'echo "$u: $(systemctl is-active $u) (restarts: '
+            '$(systemctl show -P NRestarts $u))"; done; uptime; '
+            "sudo journalctl -b --no-pager -o cat -u bdii -u fedcloud-appliance "
+            "-u fedcloud-status-web | grep -iE 'error|fail|exist|conflict' | tail -6",
             check=False,
         ).stdout
         res.notes.append(info.strip())
