@@ -23,26 +23,37 @@ class DnError(ValueError):
     pass
 
 
-def split_dn(dn: str) -> list[str]:
-    """The RDNs of ``dn`` (left = leaf), each still escaped, surrounding blanks removed."""
-    parts: list[str] = []
+def _split_unescaped(text: str, seps: str) -> tuple[list[str], bool]:
+    """Split ``text`` at every unescaped character of ``seps`` (escapes kept in the pieces).
+
+    Returns the pieces (at least one) and whether ``text`` ends in a lone backslash.
+    """
+    pieces: list[str] = []
     cur: list[str] = []
     escaped = False
-    for ch in dn:
+    for ch in text:
         if escaped:
             cur.append(ch)
             escaped = False
         elif ch == "\\":
             cur.append(ch)
             escaped = True
-        elif ch in ",;":
-            parts.append(_strip_unescaped("".join(cur)))
+        elif ch in seps:
+            pieces.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
-    if escaped:
+    pieces.append("".join(cur))
+    return pieces, escaped
+
+
+def split_dn(dn: str) -> list[str]:
+    """The RDNs of ``dn`` (left = leaf), each still escaped, surrounding blanks removed."""
+    pieces, dangling = _split_unescaped(dn, ",;")
+    if dangling:
         raise DnError(f"DN ends with a lone backslash: {dn!r}")
-    last = _strip_unescaped("".join(cur))
+    parts = [_strip_unescaped(p) for p in pieces[:-1]]
+    last = _strip_unescaped(pieces[-1])
     if last or parts:
         parts.append(last)
     if any(not p for p in parts):
@@ -85,22 +96,7 @@ def escape(value: str) -> str:
 
 def split_rdn(rdn: str) -> list[tuple[str, str]]:
     """``type=value`` pairs of one RDN (several for multi-valued ``a=1+b=2``), values unescaped."""
-    avas: list[str] = []
-    cur: list[str] = []
-    escaped = False
-    for ch in rdn:
-        if escaped:
-            cur.append(ch)
-            escaped = False
-        elif ch == "\\":
-            cur.append(ch)
-            escaped = True
-        elif ch == "+":
-            avas.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    avas.append("".join(cur))
+    avas, _ = _split_unescaped(rdn, "+")
     out = []
     for ava in avas:
         name, sep, value = ava.partition("=")
