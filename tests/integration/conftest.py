@@ -136,3 +136,9 @@ def testbed() -> Testbed:
     if tb is None:
         pytest.fail(f"testbed up but no complete seed manifest in {tb_dir}")
     return tb
+
+
+@pytest.fixture(scope="session")
+def seed(testbed: Testbed) -> dict[str, Any]:
+    """The testbed's seed manifest (seed.json): the source of every expected value."""
+    return testbed.seed

@@ -34,23 +34,6 @@ pytestmark = [
 STATE = Path("/var/tmp/fedcloud-testbed")
 
 
-@pytest.fixture(scope="module")
-def seed(request: pytest.FixtureRequest) -> dict[str, Any]:
-    try:
-        tb = request.getfixturevalue("testbed")
-        manifest = getattr(tb, "seed", None) or getattr(tb, "manifest", None)
-        if isinstance(manifest, dict):
-            return manifest
-    except pytest.FixtureLookupError:
-        pass
-    path = STATE / "seed.json"
-    if not path.is_file():
-        pytest.fail(
-            f"the OpenStack testbed is not seeded ({path} missing): run scripts/dev/testbed up"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def _config(seed: dict[str, Any], state: Path, vo_map: dict[str, str] | None = None, **ci: Any):
     vos: dict[str, dict[str, list[str]]] = {}
     for pid, vo in sorted((vo_map or seed["vo_map"]).items()):

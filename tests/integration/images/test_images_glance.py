@@ -79,23 +79,6 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def seed(request: pytest.FixtureRequest) -> dict[str, Any]:
-    try:
-        tb = request.getfixturevalue("testbed")
-        manifest = getattr(tb, "seed", None) or getattr(tb, "manifest", None)
-        if isinstance(manifest, dict):
-            return manifest
-    except pytest.FixtureLookupError:
-        pass
-    path = STATE / "seed.json"
-    if not path.is_file():
-        pytest.fail(
-            f"the OpenStack testbed is not seeded ({path} missing): run scripts/dev/testbed up"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
 def ipki(tmp_path_factory: pytest.TempPathFactory) -> ImagesPki:
     return make_images_pki(tmp_path_factory.mktemp("images-pki"))
 
