@@ -108,3 +108,30 @@ def endpoint_entry(
     e.add("GLUE2EndpointServiceForeignKey", site.service_id)
     e.add(service_fk, site.service_id)
     return e
+
+
+def service_entry(site: Site, dn: str, ts: str, *, service_class: str) -> Entry:
+    """The cloud compute service entry's common attributes (GLUE 2.0 and 2.1 differ in the
+    service class and add their own job/VM counters)."""
+    s = entity(
+        dn, ["GLUE2Entity", "GLUE2Service", service_class], "GLUE2ServiceID", site.service_id
+    )
+    s.add("GLUE2EntityName", f"Cloud Compute service at {site.name}")
+    s.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
+    s.add(
+        "GLUE2EntityOtherInfo",
+        f"InfoProviderName={site.provider_name}",
+        f"InfoProviderVersion={site.provider_version}",
+    )
+    if site.gocdb_id:
+        s.add("GLUE2EntityOtherInfo", f"gocdb_id={site.gocdb_id}")
+    s.add("GLUE2ServiceType", "org.openstack.nova")
+    s.add("GLUE2ServiceQualityLevel", site.production_level)
+    s.add("GLUE2ServiceAdminDomainForeignKey", site.name)
+    s.add("GLUE2ServiceCapability", *CAPABILITIES)
+    s.add("GLUE2ServiceStatusInfo", ARGO_STATUS.format(site=site.name))
+    s.add(
+        "GLUE2ServiceComplexity",
+        f"endpointType=1,share={len(site.shares)},resource={len(site.flavors)}",
+    )
+    return s

@@ -13,8 +13,6 @@ from fedcloud_core.ldif import Entry
 
 from ..model import Flavor, Image, Share, Site
 from .common import (
-    ARGO_STATUS,
-    CAPABILITIES,
     GROUP_DN,
     UNKNOWN_STR,
     endpoint_entry,
@@ -22,6 +20,7 @@ from .common import (
     glue_int,
     glue_time,
     rdn,
+    service_entry,
     top_entries,
 )
 
@@ -48,30 +47,7 @@ def _service(site: Site) -> list[Entry]:
     ep = site.endpoint
     ts = glue_time(site.creation_time)
     service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
-    s = entity(
-        service_dn,
-        ["GLUE2Entity", "GLUE2Service", f"{CC}Service"],
-        "GLUE2ServiceID",
-        site.service_id,
-    )
-    s.add("GLUE2EntityName", f"Cloud Compute service at {site.name}")
-    s.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
-    s.add(
-        "GLUE2EntityOtherInfo",
-        f"InfoProviderName={site.provider_name}",
-        f"InfoProviderVersion={site.provider_version}",
-    )
-    if site.gocdb_id:
-        s.add("GLUE2EntityOtherInfo", f"gocdb_id={site.gocdb_id}")
-    s.add("GLUE2ServiceType", "org.openstack.nova")
-    s.add("GLUE2ServiceQualityLevel", site.production_level)
-    s.add("GLUE2ServiceAdminDomainForeignKey", site.name)
-    s.add("GLUE2ServiceCapability", *CAPABILITIES)
-    s.add("GLUE2ServiceStatusInfo", ARGO_STATUS.format(site=site.name))
-    s.add(
-        "GLUE2ServiceComplexity",
-        f"endpointType=1,share={len(site.shares)},resource={len(site.flavors)}",
-    )
+    s = service_entry(site, service_dn, ts, service_class=f"{CC}Service")
     s.add(f"{CC}ServiceTotalVM", sum(x.total for x in site.shares))
     s.add(f"{CC}ServiceRunningVM", sum(x.running for x in site.shares))
     s.add(f"{CC}ServiceSuspendedVM", sum(x.suspended for x in site.shares))
