@@ -10,10 +10,11 @@ from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.openstack import OpenStackClients
 from fedcloud_core.report import RunReport
 
+from .action_cache import ActionCache
 from .checkpoint import CheckpointStore
 from .extract.openstack import OpenStackUsageSource
 from .messenger.queue import DirqWriter
-from .run import Extractor, Window, checkpoint_path, default_outgoing
+from .run import Extractor, Window, action_cache_dir, checkpoint_path, default_outgoing
 
 
 def utc_time(text: str) -> datetime:
@@ -65,6 +66,7 @@ def run(ctx: JobContext) -> RunReport:
         advance_checkpoints=output_dir is None,
         out=ctx.deps.get("out"),
         now=ctx.deps.get("now") or _now,
+        action_cache=ActionCache(action_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
     )
     return extractor.run(Window(ctx.option("extract_from"), ctx.option("extract_to")))
 

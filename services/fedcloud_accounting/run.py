@@ -26,6 +26,7 @@ from fedcloud_core.files import atomic_write
 from fedcloud_core.report import RunReport, utcnow
 
 from . import projects as project_map
+from .action_cache import ActionCache
 from .checkpoint import CheckpointStore, iso
 from .errors import UsageSourceError
 from .extract.source import UsageSource
@@ -95,6 +96,7 @@ class Extractor:
         advance_checkpoints: bool = True,
         out: TextIO | None = None,
         now: Callable[[], datetime] = utcnow,
+        action_cache: ActionCache | None = None,
     ):
         self.config = config
         self.acct = config.accounting
@@ -105,6 +107,7 @@ class Extractor:
         self.advance_checkpoints = advance_checkpoints and not dry_run
         self.out = out
         self.now = now
+        self.action_cache = action_cache
         self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
         self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
 
@@ -208,7 +211,7 @@ class Extractor:
         servers = self.source.servers(target.id, start)
         ips = self.source.floating_ips(target.id)
         ip_count = build.public_ips_by_server(ips)
-        actions = self._all_actions([s.id for s in servers if s.created <= end])
+        actions = self._actions(target.id, [s for s in servers if s.created <= end], report)
         for server in sorted(servers, key=lambda s: s.id):
             if server.created > end or (
                 server.terminated is not None and server.terminated < start
@@ -268,6 +271,23 @@ class Extractor:
         for kind, chunks in batch.chunks.items():
             report.count(f"records_{kind}", len(chunks))
         return batch
+
+    def _actions(self, project_id: str, servers: list[Any], report: RunReport) -> dict[str, Any]:
+        """The instance actions of ``servers``: from the cache when still valid, else the API."""
+        if self.action_cache is None:
+            return self._all_actions([s.id for s in servers])
+        read_at = self.now()
+        known = self.action_cache.hits(self.action_cache.load(project_id), servers)
+        fresh = self._all_actions([s.id for s in servers if s.id not in known])
+        report.count("action_lists_read", len(fresh))
+        report.count("action_lists_cached", len(known))
+        actions = {**known, **fresh}
+        if not self.dry_run:
+            try:
+                self.action_cache.save(project_id, servers, actions, read_at)
+            except OSError as exc:
+                report.warn(f"project {project_id}: instance-action cache not written: {exc}")
+        return actions
 
     def _all_actions(self, server_ids: list[str]) -> dict[str, Any]:
         """Instance actions of many servers, fetched by a small bounded pool of threads."""
@@ -376,3 +396,7 @@ def default_outgoing(config: AppConfig) -> Path:
 
 def checkpoint_path(config: AppConfig) -> Path:
     return config.paths.state_dir / "accounting" / "checkpoints.json"
+
+
+def action_cache_dir(config: AppConfig) -> Path:
+    return config.paths.state_dir / "accounting" / "actions"

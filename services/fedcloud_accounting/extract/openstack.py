@@ -233,12 +233,13 @@ class OpenStackUsageSource:
         base = {"all_tenants": True, "project_id": project_id}
         since = deleted_since.strftime("%Y-%m-%dT%H:%M:%SZ")
         alive = _call(
-            f"nova servers.list (project {project_id})", lambda: nova.servers.list(search_opts=base)
+            f"nova servers.list (project {project_id})",
+            lambda: nova.servers.list(search_opts=base, limit=-1),
         )
         deleted = _call(
             f"nova servers.list deleted since {since} (project {project_id})",
             lambda: nova.servers.list(
-                search_opts={**base, "deleted": True, "changes-since": since}
+                search_opts={**base, "deleted": True, "changes-since": since}, limit=-1
             ),
         )
         seen: dict[str, Server] = {}
@@ -252,11 +253,19 @@ class OpenStackUsageSource:
     def actions(self, server_id: str) -> Sequence[Action]:
         def fetch() -> list[Action]:
             out = []
-            for a in self.nova.instance_action.list(server_id):
-                t = parse_time(getattr(a, "start_time", None))
-                if t is not None:
-                    out.append(Action(name=str(a.action), time=t))
-            return out
+            marker = None
+            for _ in range(MAX_PAGES):  # newest first; a full page may have a next one
+                page = self.nova.instance_action.list(server_id, marker=marker, limit=PAGE)
+                for a in page:
+                    t = parse_time(getattr(a, "start_time", None))
+                    if t is not None:
+                        out.append(Action(name=str(a.action), time=t))
+                if len(page) < PAGE:
+                    return out
+                marker = getattr(page[-1], "request_id", None)
+                if not marker:
+                    return out
+            raise UsageSourceError(f"more than {MAX_PAGES} pages of actions; giving up")
 
         return _call(f"nova instance actions of {server_id}", fetch)
 

@@ -62,6 +62,11 @@ class AccountingConfig(Section):
         "and tag 'VO:ops'; empty: no tag discovery",
         examples=["VO:"],
     )
+    cache_actions: bool = Field(
+        True,
+        description="keep each server's instance actions in <state_dir>/accounting/actions and read them "
+        "again only when the server's 'updated' time moves (one API call per changed server, not per server)",
+    )
     shutoff_is_suspended: bool = Field(
         True,
         description="count time a server spent stopped (SHUTOFF), like suspended/shelved/paused time, "

@@ -60,6 +60,7 @@ def server(
     flavor_ref: str | None = None,
     status: str = "ACTIVE",
     image: str | None = "img-1",
+    updated: float | None = None,
 ) -> Server:
     return Server(
         id=sid,
@@ -69,6 +70,7 @@ def server(
         status=status,
         created=at(created),
         terminated=at(terminated) if terminated is not None else None,
+        updated=at(updated) if updated is not None else None,
         image_id=image,
         flavor=flavor,
         flavor_ref=flavor_ref or (flavor.name if flavor else None),
@@ -121,6 +123,7 @@ class FakeSource:
         ]
 
     def actions(self, server_id: str) -> Sequence[Action]:
+        self.calls.append(("actions", server_id))
         return list(self.actions_by_server.get(server_id, []))
 
     def floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
