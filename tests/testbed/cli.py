@@ -91,6 +91,10 @@ def cmd_scale(lay: Layout, args: argparse.Namespace) -> int:
 
     scale(lay, images=args.images, flavors=args.flavors, servers=args.servers, projects=args.projects,
           workers=args.workers)  # fmt: skip
+    if args.clone_servers:
+        from .clone import clone_servers
+
+        clone_servers(args.clone_servers)
     return 0
 
 
@@ -118,7 +122,7 @@ class _exclusive:
 def cmd_unscale(lay: Layout, args: argparse.Namespace) -> int:
     from .unscale import unscale
 
-    unscale(lay, workers=args.workers, keep_servers=args.keep_servers)
+    unscale(lay, workers=args.workers, keep_servers=args.keep_servers, clones_only=args.clones_only)
     return 0
 
 
@@ -143,12 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             f"--{what}", type=int, default=0, metavar="N", help=f"total scale-* {what} wanted"
         )
+    p.add_argument(
+        "--clone-servers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="total scale-clone-* servers wanted: DB copies of real scale-server-* (fast, see docs)",
+    )
     p.add_argument("--workers", type=int, default=16, help="concurrent API calls")
     p.set_defaults(func=cmd_scale)
     p = sub.add_parser("unscale", help="delete every scale-* object (never a seeded one)")
     p.add_argument("--workers", type=int, default=8, help="concurrent API calls")
     p.add_argument(
-        "--keep-servers", action="store_true", help="keep servers and projects, delete the rest"
+        "--keep-servers",
+        action="store_true",
+        help="keep servers (clones too) and projects, delete the rest",
+    )
+    p.add_argument(
+        "--clones-only", action="store_true", help="delete only the scale-clone-* servers (DB)"
     )
     p.set_defaults(func=cmd_unscale)
     args = parser.parse_args(argv)

@@ -4,7 +4,8 @@ Deletes, through the real APIs, every server, image, flavor and project whose na
 with ``scale-``, never an object listed in the seed manifest. Servers go first (they use
 the scale flavor and projects) and are waited for, bounded in time. ``keep_servers``
 leaves the servers and their projects (slow to delete with the fake driver) and removes
-only images and flavors.
+only images and flavors. The clone servers of ``scale --clone-servers`` are removed first,
+by deleting their database rows (seconds for 10,000); ``clones_only`` removes only them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 from .clients import Clients, session
+from .clone import remove_clones
 from .layout import Layout
 from .scale import PREFIX, ScaleError, _pool_run
 
@@ -39,8 +41,15 @@ def _delete(what: str, jobs: list[Any], workers: int) -> None:
         print(f"{what}: none", flush=True)
 
 
-def unscale(lay: Layout, workers: int = 8, keep_servers: bool = False) -> None:
+def unscale(
+    lay: Layout, workers: int = 8, keep_servers: bool = False, clones_only: bool = False
+) -> None:
     keep = _seed_ids(lay)
+    if not keep_servers:
+        # first: the API must not try to delete them (no compute runs on their host)
+        remove_clones()
+    if clones_only:
+        return
     admin = Clients(session())
     nova, glance, ks = admin.nova, admin.glance, admin.keystone
 
