@@ -2,11 +2,19 @@
 """Accounting extraction on the local OpenStack testbed: fedcloud-appliance vs cASO 5.2.2.
 
 Both tools extract every server of every project that has servers (each project mapped
-to a VO) from the same cloud, over the same 30-day window, into a temporary queue.
-Measured per tool: wall-clock seconds and peak RSS (the child's ru_maxrss from wait4).
-cASO 5.2.2 is installed from PyPI into its own venv (/tmp/fedcloud-bench-caso).
-The server count is whatever the testbed holds (`scripts/dev/testbed scale --servers N`
-adds more); it is printed with the table.
+to a VO) from the same cloud into a temporary queue, in two scenarios:
+
+- first run: a 30-day window, no state (ours: no checkpoint, no action cache);
+- hourly run: a 1-hour window ending now, right after the first run (what cron does
+  every hour; ours keeps its state directory, so its instance-action cache is warm).
+
+Measured per tool and scenario: wall-clock seconds, peak RSS (the child's ru_maxrss from
+wait4), records queued, and the HTTP requests the OpenStack APIs served meanwhile
+(counted in the testbed's uWSGI request logs; nothing else should use the testbed
+during the benchmark). cASO 5.2.2 is installed from PyPI into its own venv
+(/tmp/fedcloud-bench-caso). The server count is whatever the testbed holds
+(`scripts/dev/testbed scale --servers N` / `--clone-servers N` adds more); it is
+printed with the table.
 """
 
 from __future__ import annotations
@@ -32,7 +40,35 @@ CASO_VERSION = "5.2.2"
 CLOUD = "testbed-admin"
 
 
-TIMEOUT = float(os.environ.get("BENCH_ACCOUNTING_TIMEOUT", "1800"))  # s per tool
+TIMEOUT = float(os.environ.get("BENCH_ACCOUNTING_TIMEOUT", "1800"))  # s per tool and scenario
+API_LOGS = {
+    "nova": "nova-api-uwsgi.log",
+    "keystone": "keystone-uwsgi.log",
+    "glance": "glance-uwsgi.log",
+    "neutron": "neutron-uwsgi.log",
+    "cinder": "cinder-api-uwsgi.log",
+}
+
+
+def api_requests() -> dict[str, int]:
+    """Requests served so far per API (uWSGI logs one '[pid: ...' line per request)."""
+    out = {}
+    for api, name in API_LOGS.items():
+        try:
+            with open(TESTBED / "logs" / name, "rb") as f:
+                out[api] = sum(1 for line in f if line.startswith(b"[pid:"))
+        except OSError:
+            out[api] = 0
+    return out
+
+
+def requests_during(fn, *args):
+    """fn(*args) -> (*its result, nova requests, all API requests) served meanwhile."""
+    before = api_requests()
+    result = fn(*args)
+    after = api_requests()
+    nova = after["nova"] - before["nova"]
+    return (*result, nova, sum(after.values()) - sum(before.values()))
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
@@ -97,6 +133,7 @@ def ensure_caso() -> Path:
 
 
 def run_ours(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: datetime, end: datetime):
+    """One extraction into tmp/queue-<end>; tmp/state (checkpoints, action cache) is kept."""
     vos: dict[str, dict[str, list[str]]] = {}
     for pid, vo in vo_map.items():
         vos.setdefault(vo, {"projects": []})["projects"].append(pid)
@@ -108,7 +145,7 @@ def run_ours(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: dateti
         "accounting": {"storage_records": False},
     }
     (tmp / "appliance.yaml").write_text(yaml.safe_dump(cfg))
-    out = tmp / "queue"
+    out = tmp / f"queue-{end:%H%M%S}"
     cmd = [
         str(REPO / ".venv" / "bin" / "python"),
         "-W",
@@ -138,7 +175,7 @@ def run_caso(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: dateti
     for pid, vo in vo_map.items():
         voms.setdefault(vo, {"projects": []})["projects"].append(pid)
     (tmp / "voms.json").write_text(json.dumps(voms))
-    out = tmp / "caso-queue"
+    out = tmp / f"caso-queue-{end:%H%M%S}"
     conf = "\n".join(
         [
             "[DEFAULT]",
@@ -185,48 +222,74 @@ def main() -> int:
     seed = json.loads((TESTBED / "seed.json").read_text())
     vo_map = {pid: seed["vo_map"].get(pid, "bench.vo") for pid in sorted(counts)}
     servers = sum(counts.values())
-    end = datetime.now(UTC).replace(microsecond=0)
-    start = end - timedelta(days=30)
-    rows = []
+    first_end = datetime.now(UTC).replace(microsecond=0)
+    scenarios = []
     with tempfile.TemporaryDirectory(prefix="bench-acct-") as d:
         tmp = Path(d)
         (tmp / "ours").mkdir()
         (tmp / "caso").mkdir()
-        ours = run_ours(tmp / "ours", clouds_yaml, vo_map, start, end)
-        rows.append(("fedcloud-appliance", *ours))
-        try:
-            caso = run_caso(tmp / "caso", clouds_yaml, vo_map, start, end)
-            rows.append((f"caso {CASO_VERSION}", *caso))
-        except (subprocess.SubprocessError, OSError) as exc:
-            rows.append((f"caso {CASO_VERSION}", float("nan"), float("nan"), -1, str(exc), 0))
+        for title, days in (
+            ("first run, 30-day window, no state", 30),
+            ("hourly run, 1-hour window, after it", 0),
+        ):
+            end = first_end if days else datetime.now(UTC).replace(microsecond=0)
+            start = end - (timedelta(days=days) if days else timedelta(hours=1))
+            rows = [
+                (
+                    "fedcloud-appliance",
+                    *requests_during(run_ours, tmp / "ours", clouds_yaml, vo_map, start, end),
+                )
+            ]
+            try:
+                rows.append(
+                    (
+                        f"caso {CASO_VERSION}",
+                        *requests_during(run_caso, tmp / "caso", clouds_yaml, vo_map, start, end),
+                    )
+                )
+            except (subprocess.SubprocessError, OSError) as exc:
+                rows.append(
+                    (f"caso {CASO_VERSION}", float("nan"), float("nan"), -1, str(exc), 0, 0, 0)
+                )
+            scenarios.append((title, start, end, rows))
     print(
         f"\naccounting extract: {servers} servers in {len(counts)} projects on the local OpenStack "
-        f"testbed (fake-driver Nova; window {start:%Y-%m-%d} .. {end:%Y-%m-%d})"
+        "testbed (fake-driver Nova)"
     )
-    print(
-        f"{'tool':<20} {'exit':>4} {'records':>8} {'seconds':>9} {'peak RSS MiB':>13} {'time ratio':>11} "
-        f"{'RSS ratio':>10}"
-    )
-    base = rows[0]
-    for name, secs, rss, rc, err, recs in rows:
-        if rc != 0:  # a failed or killed run has no comparable figures
-            why = (err.strip().splitlines() or ["no output"])[-1][:90]
-            print(
-                f"{name:<20} {rc:>4} {'n/a':>8} {'n/a':>9} {'n/a':>13} {'n/a':>11} {'n/a':>10}  {why}"
-            )
-            continue
-        ok = base[3] == 0
+    for title, start, end, rows in scenarios:
+        print(f"\n{title}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
         print(
-            f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} "
-            f"{(f'{secs / base[1]:.2f}' if ok else 'n/a'):>11} {(f'{rss / base[2]:.2f}' if ok else 'n/a'):>10}"
+            f"{'tool':<20} {'exit':>4} {'records':>8} {'seconds':>9} {'peak RSS MiB':>13} "
+            f"{'Nova req':>9} {'API req':>8} {'time ratio':>11} {'RSS ratio':>10} {'req ratio':>10}"
         )
-    print("ratios: the tool's figure / fedcloud-appliance's")
-    for name, _s, _r, rc, err, _n in rows:
-        if rc != 0:
+        base = rows[0]
+        for name, secs, rss, rc, err, recs, nova, total in rows:
+            if rc != 0:  # a failed or killed run has no comparable figures
+                why = (err.strip().splitlines() or ["no output"])[-1][:90]
+                print(
+                    f"{name:<20} {rc:>4} "
+                    + " ".join(f"{'n/a':>{w}}" for w in (8, 9, 13, 9, 8, 11, 10, 10))
+                    + f"  {why}"
+                )
+                continue
+            ok = base[3] == 0
+
+            def ratio(x: float, y: float, ok: bool = ok) -> str:
+                return f"{x / y:.2f}" if ok and y else "n/a"
+
             print(
-                f"  {name} failed ({rc}):\n"
-                + "\n".join("    " + x for x in err.strip().splitlines()[-8:])
+                f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} {nova:>9} {total:>8} "
+                f"{ratio(secs, base[1]):>11} {ratio(rss, base[2]):>10} {ratio(total, base[7]):>10}"
             )
+        for name, _s, _r, rc, err, *_ in rows:
+            if rc != 0:
+                print(
+                    f"  {name} failed ({rc}):\n"
+                    + "\n".join("    " + x for x in err.strip().splitlines()[-8:])
+                )
+    print(
+        "\nratios: the tool's figure / fedcloud-appliance's; requests: all the testbed's APIs served meanwhile"
+    )
     return 0
 
 
