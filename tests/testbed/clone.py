@@ -90,11 +90,17 @@ class CloneError(RuntimeError):
 def connect() -> Iterator[Any]:
     import pymysql
 
-    conn = pymysql.connect(host=HOST, port=PORTS["mariadb"], user=DB_USER, password=DB_PASSWORD,
-                           charset="utf8", autocommit=False, connect_timeout=10,
-                           read_timeout=600, write_timeout=600)  # fmt: skip
+    where = f"database {HOST}:{PORTS['mariadb']}"
+    try:
+        conn = pymysql.connect(host=HOST, port=PORTS["mariadb"], user=DB_USER, password=DB_PASSWORD,
+                               charset="utf8", autocommit=False, connect_timeout=10,
+                               read_timeout=600, write_timeout=600)  # fmt: skip
+    except pymysql.err.MySQLError as exc:
+        raise CloneError(f"{where}: {exc}") from exc
     try:
         yield conn
+    except pymysql.err.MySQLError as exc:
+        raise CloneError(f"{where}: {exc}") from exc
     finally:
         conn.close()
 
@@ -197,7 +203,7 @@ def owners(admin: Clients) -> list[Owner]:
     per_project: dict[str, list[str]] = {p.id: [] for p in projects}
     for a in ks.role_assignments.list():
         pid = (getattr(a, "scope", None) or {}).get("project", {}).get("id")
-        uid = (getattr(a, "user", None) or {}).get("id")
+        uid = str((getattr(a, "user", None) or {}).get("id"))
         if pid in per_project and uid in users and uid not in per_project[pid]:
             per_project[pid].append(uid)
     out: list[Owner] = []
@@ -442,9 +448,9 @@ def remove_clones(batch: int = 1000) -> int:
                 for table, col in CELL_CLEANUP:
                     if col is None:  # events, through their action
                         cur.execute(
-                            f"DELETE e FROM {cell}.instance_actions_events e"
-                            f" JOIN {cell}.instance_actions a ON a.id = e.action_id"
-                            f" WHERE a.instance_uuid IN ({marks})",
+                            f"DELETE FROM {cell}.instance_actions_events WHERE action_id IN"
+                            f" (SELECT id FROM {cell}.instance_actions"
+                            f" WHERE instance_uuid IN ({marks}))",
                             part,
                         )
                     else:
