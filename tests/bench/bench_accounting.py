@@ -8,8 +8,8 @@ to a VO) from the same cloud into a temporary queue, in two scenarios:
 - hourly run: a 1-hour window ending now, right after the first run (what cron does
   every hour; ours keeps its state directory, so its instance-action cache is warm).
 
-Measured per tool and scenario: wall-clock seconds, peak RSS (the child's ru_maxrss from
-wait4), records queued, and the HTTP requests the OpenStack APIs served meanwhile
+Measured per tool and scenario: wall-clock seconds, peak RSS (the tool's ru_maxrss from
+wait4, taken by the small launcher peak_rss.py), records queued, and the HTTP requests the OpenStack APIs served meanwhile
 (counted in the testbed's uWSGI request logs; nothing else should use the testbed
 during the benchmark). cASO 5.2.2 is installed from PyPI into its own venv
 (/tmp/fedcloud-bench-caso). The server count is whatever the testbed holds
@@ -72,27 +72,36 @@ def requests_during(fn, *args):
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """(seconds, peak RSS MiB, exit code, stderr tail) of one process, killed after TIMEOUT."""
+    """(seconds, peak RSS MiB, exit code, stderr tail) of one process, killed after TIMEOUT.
+
+    The command runs under peak_rss.py, so its peak RSS is its own, not this process's.
+    """
     t0 = time.monotonic()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        killer = threading.Timer(TIMEOUT, proc.kill)
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("peak_rss.py")), rss.name, *cmd],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+        )
+        killer = threading.Timer(TIMEOUT, os.killpg, (proc.pid, signal.SIGKILL))
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:  # stopped (SIGTERM -> SystemExit): do not leave the child running
-            proc.kill()
+            proc.wait()
+        except BaseException:  # stopped (SIGTERM -> SystemExit): do not leave the tool running
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             raise
         finally:
             killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - t0
         err.seek(0)
         tail = err.read().decode(errors="replace")[-1500:]
         if seconds >= TIMEOUT:
             tail += f"\nkilled after {TIMEOUT:.0f} s (BENCH_ACCOUNTING_TIMEOUT)"
-    return seconds, usage.ru_maxrss / 1024, proc.returncode, tail
+        text = rss.read().strip()
+    return seconds, int(text) / 1024 if text else float("nan"), proc.returncode, tail
 
 
 def count_records(root: Path) -> int:
