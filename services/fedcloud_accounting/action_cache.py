@@ -106,3 +106,20 @@ class ActionCache:
         doc = {"version": VERSION, "servers": dict(sorted(entries.items()))}
         atomic_write(path, json.dumps(doc, separators=(",", ":")) + "\n")
         return True
+
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """Remove the files of projects not in ``keep`` (no longer accounted); their ids."""
+        wanted = set(keep)
+        gone = []
+        try:
+            files = sorted(self.root.glob("*.json"))
+        except OSError:
+            return gone
+        for f in files:
+            if f.stem not in wanted:
+                try:
+                    f.unlink()
+                    gone.append(f.stem)
+                except OSError:
+                    pass  # an optimisation only: left for the next run
+        return gone

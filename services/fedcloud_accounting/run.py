@@ -170,6 +170,8 @@ class Extractor:
                 advanced.append(target.id)
             report.details.setdefault("windows", {})[target.id] = [iso(start), iso(end)]
         report.count("projects_failed", len(failed))
+        if self.action_cache is not None and not self.dry_run:
+            self.action_cache.prune(t.id for t in targets)
         report.details["checkpoints_advanced"] = advanced
         if failed and len(failed) == len(targets):
             report.fatal = f"every project failed ({len(failed)})"

@@ -134,3 +134,22 @@ def test_a_project_id_unusable_as_a_file_name_gets_no_cache(tmp_path):
     assert cache.save("../evil", [s], {"x": []}, END) is False
     assert cache.load("../evil") == {}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_of_a_project_no_longer_accounted_is_removed(tmp_path):
+    src = settled_source()
+    run_once(tmp_path, src)
+    root = tmp_path / "state" / "accounting" / "actions"
+    assert sorted(f.stem for f in root.iterdir()) == sorted([P1, P2])
+    cfg = make_config(tmp_path)
+    cfg = cfg.model_copy(update={"vos": {k: v for k, v in cfg.vos.items() if k == "ops"}})
+    ex = Extractor(
+        cfg,
+        src,
+        MemoryWriter(),
+        CheckpointStore(tmp_path / "state" / "accounting" / "checkpoints.json"),
+        now=lambda: END,
+        action_cache=ActionCache(root),
+    )
+    assert ex.run(Window(extract_from=at(0), extract_to=END)).counts["projects"] == 1
+    assert [f.stem for f in root.iterdir()] == [P1]
