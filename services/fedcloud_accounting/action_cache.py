@@ -110,7 +110,7 @@ class ActionCache:
     def prune(self, keep: Iterable[str]) -> list[str]:
         """Remove the files of projects not in ``keep`` (no longer accounted); their ids."""
         wanted = set(keep)
-        gone = []
+        gone: list[str] = []
         try:
             files = sorted(self.root.glob("*.json"))
         except OSError:

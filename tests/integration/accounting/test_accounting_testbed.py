@@ -357,7 +357,8 @@ def test_a_rerun_reads_the_actions_of_no_unchanged_server_and_queues_the_same_re
         if s.created <= end
     }
     seeded = {s["id"] for s in seed["servers"].values() if s["vo"]}
-    assert seeded <= set(listed) and seeded <= set(reads[0])
+    assert seeded <= set(listed)
+    assert seeded <= set(reads[0])
     assert sorted(reads[0]) == sorted(listed)  # the first run reads every history
     assert reads[1] == [sid for sid, s in listed.items() if s.updated is None]  # none here
     assert got[1] == got[0]
