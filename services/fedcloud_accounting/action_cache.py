@@ -107,19 +107,16 @@ class ActionCache:
         atomic_write(path, json.dumps(doc, separators=(",", ":")) + "\n")
         return True
 
-    def prune(self, keep: Iterable[str]) -> list[str]:
-        """Remove the files of projects not in ``keep`` (no longer accounted); their ids."""
+    def prune(self, keep: Iterable[str]) -> None:
+        """Remove the files of projects not in ``keep`` (no longer accounted)."""
         wanted = set(keep)
-        gone: list[str] = []
         try:
             files = sorted(self.root.glob("*.json"))
         except OSError:
-            return gone
+            return
         for f in files:
             if f.stem not in wanted:
                 try:
                     f.unlink()
-                    gone.append(f.stem)
                 except OSError:
                     pass  # an optimisation only: left for the next run
-        return gone

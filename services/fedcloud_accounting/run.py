@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from . import projects as project_map
 from .action_cache import ActionCache
 from .checkpoint import CheckpointStore, iso
 from .errors import UsageSourceError
+from .extract.facts import Action, Server
 from .extract.source import UsageSource
 from .extract.timeline import usage
 from .messenger.queue import QueueWriter
@@ -274,12 +275,16 @@ class Extractor:
             report.count(f"records_{kind}", len(chunks))
         return batch
 
-    def _actions(self, project_id: str, servers: list[Any], report: RunReport) -> dict[str, Any]:
+    def _actions(
+        self, project_id: str, servers: list[Server], report: RunReport
+    ) -> dict[str, Sequence[Action]]:
         """The instance actions of ``servers``: from the cache when still valid, else the API."""
         if self.action_cache is None:
             return self._all_actions([s.id for s in servers])
         read_at = self.now()
-        known = self.action_cache.hits(self.action_cache.load(project_id), servers)
+        known: dict[str, Sequence[Action]] = dict(
+            self.action_cache.hits(self.action_cache.load(project_id), servers)
+        )
         fresh = self._all_actions([s.id for s in servers if s.id not in known])
         report.count("action_lists_read", len(fresh))
         report.count("action_lists_cached", len(known))
@@ -291,7 +296,7 @@ class Extractor:
                 report.warn(f"project {project_id}: instance-action cache not written: {exc}")
         return actions
 
-    def _all_actions(self, server_ids: list[str]) -> dict[str, Any]:
+    def _all_actions(self, server_ids: list[str]) -> dict[str, Sequence[Action]]:
         """Instance actions of many servers, fetched by a small bounded pool of threads."""
         if len(server_ids) < 2 or ACTION_WORKERS < 2:
             return {sid: self.source.actions(sid) for sid in server_ids}
