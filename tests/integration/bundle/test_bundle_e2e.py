@@ -298,21 +298,31 @@ def test_images_replicated_into_glance(bundle: Bundle):
     assert bundle.status_json()["cache"]["bytes"] > 0
 
 
+def _job_container(client: Any, script: str, volume: str, mount: str) -> Any:
+    """A detached job-image container (jobs' UID) running ``python3 -c script`` on one volume."""
+    return client.containers.run(
+        "fedcloud-appliance:latest",
+        ["python3", "-c", script],
+        detach=True,
+        user="10001:10001",
+        volumes={volume: {"bind": mount, "mode": "rw"}},
+    )
+
+
+def _wait_for_log(container: Any, marker: bytes, timeout: float = 60) -> bool:
+    """Wait (bounded) until the container's log shows ``marker``; whether it did."""
+    deadline = time.monotonic() + timeout
+    while marker not in container.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return marker in container.logs()
+
+
 def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
     """SIGKILL while writing into the spool volume: every element in the queue is complete."""
     client = docker.from_env(timeout=60)
-    c = client.containers.run(
-        "fedcloud-appliance:latest",
-        ["python3", "-c", KILL_WRITER],
-        detach=True,
-        user="10001:10001",
-        volumes={f"{bundle.prefix}-spool": {"bind": "/var/spool/apel", "mode": "rw"}},
-    )
+    c = _job_container(client, KILL_WRITER, f"{bundle.prefix}-spool", "/var/spool/apel")
     try:
-        deadline = time.monotonic() + 60
-        while b"writing" not in c.logs() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert b"writing" in c.logs()
+        assert _wait_for_log(c, b"writing")
         c.kill(signal="SIGKILL")
         assert c.wait(timeout=30)["StatusCode"] == 137
     finally:
@@ -327,23 +337,16 @@ def test_job_container_killed_mid_write_loses_nothing(bundle: Bundle):
         "RunLock('/var/lib/fedcloud-appliance/locks', 'accounting-extract').acquire()\n"
         "print('lock free')"
     )
-    held = client.containers.run(
-        "fedcloud-appliance:latest",
-        [
-            "python3",
-            "-c",
-            "from fedcloud_core.lock import RunLock; import time\n"
-            "RunLock('/var/lib/fedcloud-appliance/locks', 'accounting-extract').acquire()\n"
-            "print('locked', flush=True); time.sleep(300)",
-        ],
-        detach=True,
-        user="10001:10001",
-        volumes={f"{bundle.prefix}-state": {"bind": "/var/lib/fedcloud-appliance", "mode": "rw"}},
+    held = _job_container(
+        client,
+        "from fedcloud_core.lock import RunLock; import time\n"
+        "RunLock('/var/lib/fedcloud-appliance/locks', 'accounting-extract').acquire()\n"
+        "print('locked', flush=True); time.sleep(300)",
+        f"{bundle.prefix}-state",
+        "/var/lib/fedcloud-appliance",
     )
     try:
-        deadline = time.monotonic() + 60
-        while b"locked" not in held.logs() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_for_log(held, b"locked")
         refused = bundle.compose("run", "--rm", "accounting", host=True, timeout=120, check=False)
         assert refused.returncode == 4, refused.stderr[-1000:]  # the job's lock is held
         held.kill(signal="SIGKILL")
