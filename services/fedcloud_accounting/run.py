@@ -259,7 +259,14 @@ class Extractor:
                 continue
             batch.chunks["cloud"].append(cloud_chunk(wire))
             if self.acct.accelerator_records:
-                acc = build.accelerator_record(rec, flavor, end)
+                try:
+                    acc = build.accelerator_record(rec, flavor, end)
+                except (ValueError, ValidationError) as exc:
+                    # the cloud record stands; only this server's accelerator record is set aside
+                    self._reject(
+                        batch, report, f"{where} accelerator", [str(exc)], {"VMUUID": server.id}
+                    )
+                    continue
                 if acc is not None:
                     self._add_json(batch, report, "accelerator", acc.to_wire(), where)
         if self.acct.storage_records:

@@ -179,12 +179,25 @@ def ip_records(
     return out
 
 
+def _count(value: str, what: str, flavor: Flavor) -> int:
+    """A whole number of devices from a flavor extra spec; ValueError naming the flavor otherwise."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(
+            f"flavor {flavor.name or flavor.id!r}: {what} {value!r} is not a whole number of devices"
+        )
+    return int(text)
+
+
 def accelerators(flavor: Flavor) -> tuple[int, str, str | None, str | None]:
-    """(count, type, model, vendor) from ``Accelerator:*`` or ``pci_passthrough:alias`` specs."""
+    """(count, type, model, vendor) from ``Accelerator:*`` or ``pci_passthrough:alias`` specs.
+
+    Raises ValueError (naming the flavor and the spec) for a count that is not a whole number.
+    """
     specs = flavor.extra_specs
     if specs.get("Accelerator:Number"):
         return (
-            int(specs["Accelerator:Number"]),
+            _count(specs["Accelerator:Number"], "Accelerator:Number", flavor),
             specs.get("Accelerator:Type", "GPU"),
             specs.get("Accelerator:Model"),
             specs.get("Accelerator:Vendor"),
@@ -194,7 +207,9 @@ def accelerators(flavor: Flavor) -> tuple[int, str, str | None, str | None]:
         count, model = 0, []
         for part in alias.split(","):
             name, _, n = part.partition(":")
-            count += int(n or 1)
+            count += (
+                _count(n, f"pci_passthrough:alias count of {name.strip()!r}", flavor) if n else 1
+            )
             model.append(name.strip())
         return count, "GPU", ",".join(model) or None, None
     return 0, "GPU", None, None

@@ -10,7 +10,17 @@ import time
 from datetime import timedelta
 
 import pytest
-from accounting_fakes import END, P1, P2, MemoryWriter, at, make_config, server, standard_source
+from accounting_fakes import (
+    END,
+    GPU,
+    P1,
+    P2,
+    MemoryWriter,
+    at,
+    make_config,
+    server,
+    standard_source,
+)
 
 from fedcloud_accounting import jobs
 from fedcloud_accounting.checkpoint import CheckpointStore
@@ -278,3 +288,33 @@ def test_projects_discovered_by_keystone_tag(tmp_path):
     ex, _ = extractor(tmp_path, src, writer, acct={"discover_vo_tag_prefix": "VO:"})
     assert ex.run().exit_code == ExitCode.OK
     assert {r["VMUUID"]: r["FQAN"] for r in cloud_records(writer)}["t-5"] == "vo.tag.example"
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        {"Accelerator:Number": "two", "Accelerator:Model": "A100"},
+        {"Accelerator:Number": "1.5"},
+        {"pci_passthrough:alias": "a100:x"},
+    ],
+    ids=["word", "fraction", "pci-alias"],
+)
+def test_non_integer_accelerator_count_sets_aside_that_server_only(tmp_path, specs):
+    from fedcloud_accounting.extract.facts import Flavor
+
+    bad = Flavor("f-bad", "g1.bad", 4, 8192, 40, 0, specs)
+    src = standard_source()
+    src.servers_by_project[P1].append(server("y-badgpu", created=1, flavor=bad))
+    src.servers_by_project[P2].append(server("x-gpu", P2, created=2, flavor=GPU))
+    writer = MemoryWriter()
+    ex, store = extractor(tmp_path, src, writer, acct={"accelerator_records": True})
+    report = ex.run()
+    assert not report.fatal
+    assert report.exit_code == ExitCode.PARTIAL
+    assert report.counts["records_rejected"] == 1
+    assert any("y-badgpu" in e and "g1.bad" in e for e in report.errors)
+    # the server's usage is still accounted; only its accelerator record is set aside
+    assert "y-badgpu" in {r["VMUUID"] for r in cloud_records(writer)}
+    acc = [json.loads(b) for q, b in writer.messages if q == "accelerator"]
+    assert [r["AssociatedRecord"] for m in acc for r in m["UsageRecords"]] == ["x-gpu"]
+    assert store.load() == {P1: END, P2: END}
