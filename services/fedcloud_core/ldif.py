@@ -12,8 +12,14 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-# RFC 2849 SAFE-STRING: no NUL/LF/CR, no leading space, colon or less-than, ASCII only
-_SAFE = re.compile(r"^(?![ :<])[\x01-\x09\x0b\x0c\x0e-\x7f]*$")
+# Written as plain text only: printable ASCII (a subset of RFC 2849 SAFE-STRING, which
+# would allow the C0 controls \x0b \x0c \x1c-\x1f and DEL that many readers, Python's
+# str.splitlines() among them, take as line breaks), not starting with space, colon or
+# less-than, not ending with a space. Anything else is base64. (fullmatch: "$" would
+# also match before a final "\n".)
+_SAFE = re.compile(r"(?![ :<])[\x20-\x7e]*(?<! )")
+# a lone surrogate (JSON "\ud800") cannot be encoded as UTF-8
+_SURROGATE = re.compile("[\ud800-\udfff]")
 WRAP = 76
 
 
@@ -49,14 +55,15 @@ class Entry:
 def _text(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    return str(v)
+    return _SURROGATE.sub("\ufffd", str(v))
 
 
 def _line(name: str, value: str) -> str:
-    if value == "" or _SAFE.match(value):
+    if value == "" or _SAFE.fullmatch(value):
         raw = f"{name}: {value}" if value else f"{name}:"
     else:
-        raw = f"{name}:: {base64.b64encode(value.encode('utf-8')).decode('ascii')}"
+        data = _SURROGATE.sub("\ufffd", value).encode("utf-8")
+        raw = f"{name}:: {base64.b64encode(data).decode('ascii')}"
     if len(raw) <= WRAP:
         return raw
     parts = [raw[:WRAP]]
@@ -79,10 +86,19 @@ def render(entries: Iterable[Entry]) -> str:
     return "\n".join(render_entry(e) for e in entries)
 
 
+def _physical_lines(text: str) -> Iterator[str]:
+    """Lines separated by LF or CRLF only (RFC 2849 SEP); no other character ends a line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        yield line[:-1] if line.endswith("\r") else line
+
+
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     current: str | None = None
     start = 0
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(_physical_lines(text), 1):
         if line.startswith(" ") and current is not None:
             current += line[1:]
             continue
@@ -118,7 +134,9 @@ def parse(text: str) -> list[Entry]:
         elif rest.startswith("<"):
             raise LdifError(f"line {n}: URL values are not supported")
         else:
-            value = rest[1:] if rest.startswith(" ") else rest
+            value = rest.lstrip(" ")  # FILL; a plain value never starts with a space
+            if "\r" in value or "\x00" in value:
+                raise LdifError(f"line {n}: a plain value of {name} holds CR or NUL (not base64)")
         if entry is None:
             if name.lower() != "dn":
                 raise LdifError(f"line {n}: an entry must start with 'dn:', got {name!r}")

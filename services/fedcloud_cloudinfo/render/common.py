@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.ldif import Entry
 
 if TYPE_CHECKING:
@@ -18,18 +19,10 @@ CAPABILITIES = ("executionmanagement.dynamicvmdeploy", "security.accounting")
 ARGO_STATUS = "https://argo.egi.eu/egi/report-status/Critical/SITES/{site}"
 DOWNTIMES = "https://goc.egi.eu/portal/index.php?Page_Type=Downtimes_Calendar&site={site}"
 
-_DN_SPECIAL = set(',+"\\<>;=')
-
 
 def escape_rdn_value(value: str) -> str:
-    """RFC 4514 escaping of an attribute value in a DN."""
-    out = []
-    for i, ch in enumerate(value):
-        if ch in _DN_SPECIAL or (ch == "#" and i == 0) or (ch == " " and i in (0, len(value) - 1)):
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    """RFC 4514 escaping of an attribute value in a DN (``=`` too; controls as hex pairs)."""
+    return dnlib.escape(value).replace("=", "\\=")  # dnlib.escape writes no "=" of its own
 
 
 def rdn(attr: str, value: str, parent: str) -> str:

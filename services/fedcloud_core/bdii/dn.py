@@ -83,12 +83,26 @@ def unescape(value: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def _hidden(ch: str) -> bool:
+    """Controls (C0, DEL, C1), line/paragraph separators, lone surrogates: never written raw."""
+    o = ord(ch)
+    return o < 0x20 or 0x7F <= o <= 0x9F or o in (0x2028, 0x2029) or 0xD800 <= o <= 0xDFFF
+
+
 def escape(value: str) -> str:
-    """RFC 4514 value escaping for building an RDN from an ID."""
+    """RFC 4514 value escaping for building an RDN from an ID.
+
+    Control and line-breaking characters become hex pairs of their UTF-8 bytes
+    (``\\0C``), so a DN never carries them raw into LDIF, logs or slapd.
+    """
     out = []
     for i, ch in enumerate(value):
         if ch in _SPECIAL or (ch == "#" and i == 0) or (ch == " " and i in (0, len(value) - 1)):
             out.append("\\" + ch)
+        elif _hidden(ch):
+            # a lone surrogate cannot be UTF-8: U+FFFD, as the LDIF writer stores it
+            data = (ch if not 0xD800 <= ord(ch) <= 0xDFFF else "\ufffd").encode("utf-8")
+            out.append("".join(f"\\{b:02X}" for b in data))
         else:
             out.append(ch)
     return "".join(out)
