@@ -91,7 +91,17 @@ class ImagesConfig(Section):
         default_factory=list, description="OCI registries (Harbor API v2) to replicate"
     )
     capath: str = Field("/etc/grid-security/certificates", description="trusted CA directory")
-    crl_check: bool = Field(False, description="check the signer against the CRLs in capath")
+    crl_check: bool | None = Field(
+        None,
+        description="check the signer against the CRLs in capath (default: on when capath holds "
+        "CRLs, as fetch-crl leaves them: <hash>.r0 or *.crl)",
+    )
+    max_list_age_days: float = Field(
+        30.0,
+        gt=0,
+        description="a signed list without dc:date:expires is refused once its dc:date:created is "
+        "older than this",
+    )
     ca_bundle: Path | None = Field(
         None, description="CA bundle for HTTPS downloads (default: system CAs)"
     )
@@ -135,6 +145,20 @@ class ImagesConfig(Section):
     def _known_formats(cls, v: list[str]) -> list[str]:
         out = [f.lower() for f in v]
         bad = [f for f in out if f not in _DISK_FORMATS]
+    max_retire_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="most of a source's images one run may retire; more is refused and reported "
+        "(an empty or truncated answer must not wipe the site's images)",
+    )
+    mass_retire_min_images: int = Field(
+        4, ge=1, description="max_retire_fraction applies to sources with at least this many images"
+    )
+    allow_mass_retire: bool = Field(
+        False,
+        description="let every run retire any fraction (prefer a one-off `images sync --allow-mass-retire`)",
+    )
         if bad or not out:
             raise ValueError(
                 f"unknown disk format(s) {bad or '(empty list)'}; use {sorted(_DISK_FORMATS)}"
