@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import re
 from pathlib import Path
@@ -133,12 +134,24 @@ def run_sync(ctx: JobContext) -> RunReport:
     report = RunReport(job="images-sync", dry_run=ctx.dry_run)
     deps = build_deps(ctx)
     try:
-        ImageSync(ctx.config.images, ctx.config.paths.image_dir, deps, dry_run=ctx.dry_run).run(
-            report
-        )
+        ImageSync(
+            ctx.config.images,
+            ctx.config.paths.image_dir,
+            deps,
+            dry_run=ctx.dry_run,
+            allow_mass_retire=bool(ctx.option("allow_mass_retire", False)),
+        ).run(report)
     finally:
         deps.state.close()
     return report
+
+
+def sync_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-mass-retire",
+        action="store_true",
+        help="this run may retire more than images.max_retire_fraction of a source's images",
+    )
 
 
 JOBS = [
@@ -146,6 +159,7 @@ JOBS = [
         name="images sync",
         help="replicate subscribed image lists into Glance",
         run=run_sync,
+        add_arguments=sync_arguments,
         interval=lambda c: c.scheduler.images,
         description="Fetch each subscribed image list (HEPiX, OCI registry), verify its signature, "
         "download the selected images into the cache and keep Glance in sync.",

@@ -60,12 +60,19 @@ class _Ready:
 
 class ImageSync:
     def __init__(
-        self, cfg: ImagesConfig, cache_dir: Path, deps: SyncDeps, *, dry_run: bool = False
+        self,
+        cfg: ImagesConfig,
+        cache_dir: Path,
+        deps: SyncDeps,
+        *,
+        dry_run: bool = False,
+        allow_mass_retire: bool = False,
     ):
         self.cfg = cfg
         self.cache_dir = cache_dir
         self.deps = deps
         self.dry_run = dry_run
+        self.allow_mass_retire = allow_mass_retire or cfg.allow_mass_retire
 
     # ------------------------------------------------------------------ run
 
@@ -136,7 +143,13 @@ class ImageSync:
                 todo.append(e)
                 continue
             keep = current[0]
-            changed = [] if self.dry_run else self._refresh(keep, e, sub, projects, accept_with)
+            try:
+                changed = [] if self.dry_run else self._refresh(keep, e, sub, projects, accept_with)
+            except Exception as exc:  # noqa: BLE001 - one image never stops the source
+                log.warning("%s: image %s: Glance update failed: %s", name, e.identifier, exc)
+                report.count("images_failed")
+                report.error(f"{name}: image {e.identifier}: Glance update failed: {exc}")
+                continue  # its duplicates stay too until it is in order
             self._retire_others(name, e.identifier, imgs, keep, report)
             report.count("images_updated" if changed else "images_unchanged")
             if changed:
@@ -171,10 +184,11 @@ class ImageSync:
             )
 
         keep_ids = {e.identifier for e in wanted} | set(il.invalid)
-        for ident, imgs in by_id.items():
-            if ident in keep_ids:
-                continue
-            for img in imgs:
+        dropped = sorted(ident for ident in by_id if ident not in keep_ids)
+        if self._mass_retire_refused(name, len(dropped), len(by_id), report):
+            return  # nothing retired, and the list is not accepted: next run decides again
+        for ident in dropped:
+            for img in by_id[ident]:
                 self._retire(name, img, report, reason="no longer in the list")
         if not self.dry_run:
             for st in state.images(name):
@@ -184,6 +198,35 @@ class ImageSync:
             state.accept_list(name, il.version, il.content_hash, il.identifier or None)
 
     # ------------------------------------------------------------------ helpers
+
+    def _mass_retire_refused(self, source: str, n: int, total: int, report: RunReport) -> bool:
+        """Refuse to retire more than ``max_retire_fraction`` of a source's images in one run.
+
+        An empty or truncated answer (a registry is not signed) must not wipe a site's images;
+        ``--allow-mass-retire`` (or ``images.allow_mass_retire``) lets an intended cleanup through.
+        """
+        cfg = self.cfg
+        if (
+            n == 0
+            or self.allow_mass_retire
+            or total < cfg.mass_retire_min_images
+            or n <= cfg.max_retire_fraction * total
+        ):
+            return False
+        reason = (
+            f"{n} of its {total} images would be retired, more than "
+            f"images.max_retire_fraction={cfg.max_retire_fraction:g}; none was retired. "
+            "If the source really dropped them, run `images sync --allow-mass-retire` once"
+        )
+        report.count("images_retire_refused", n)
+        report.details.setdefault("mass_retire_refused", {})[source] = {
+            "would_retire": n,
+            "images": total,
+            "max_retire_fraction": cfg.max_retire_fraction,
+        }
+        report.error(f"{source}: {reason}")
+        log.error("%s: %s", source, reason)
+        return True
 
     def _select(self, sub: Target, il: ImageList, report: RunReport) -> list[ImageEntry]:
         now = datetime.now(UTC)
@@ -222,7 +265,9 @@ class ImageSync:
         with ThreadPoolExecutor(
             max_workers=self.cfg.concurrency, thread_name_prefix="image"
         ) as pool:
-            results = list(pool.map(lambda e: self._prepare(source, e, states[e.identifier]), todo))
+            results = list(
+                pool.map(lambda e: self._prepare_guarded(source, e, states[e.identifier]), todo)
+            )
         for r in results:
             report.count("bytes_downloaded", r.downloaded)
             if not r.error:
@@ -230,6 +275,14 @@ class ImageSync:
             elif r.state.attempts:
                 self.deps.state.save_image(r.state)
         return results
+
+    def _prepare_guarded(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
+        """:meth:`_prepare`, with any unexpected error turned into this image's failure."""
+        try:
+            return self._prepare(source, e, st)
+        except Exception as exc:
+            log.exception("%s: image %s: unexpected error while preparing it", source, e.identifier)
+            return _Ready(e, ImageState(source, e.identifier, e.image_hash), error=repr(exc))
 
     def _prepare(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
         """Download (unless cached), verify and convert one image. Runs in a worker thread."""
