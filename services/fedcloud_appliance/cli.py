@@ -25,8 +25,9 @@ from fedcloud_core.config import (
     render_sample,
 )
 from fedcloud_core.errors import ConfigError, ExitCode, FedcloudError, LockHeldError, exit_code_for
+from fedcloud_core.files import atomic_write
 from fedcloud_core.jobs import JobContext, JobSpec, execute
-from fedcloud_core.legacy import merge_fragments
+from fedcloud_core.legacy import merge_fragments, scrub_secrets
 from fedcloud_core.logs import setup_logging
 from fedcloud_core.report import RunReport
 from fedcloud_core.scheduler import build_scheduler, run_forever
@@ -268,7 +269,7 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
         imp = _pick_importer(f, args.legacy_format)
         log.info("importing %s as %s", f, imp.name)
         fragments.append(imp.convert(f))
-    merged = merge_fragments(fragments)
+    merged = scrub_secrets(merge_fragments(fragments))
     extra = {k: merged.pop(k) for k in list(merged) if k.startswith("x-")}
     text = (
         "# imported by 'fedcloud-appliance config import-legacy' from: "
@@ -285,7 +286,8 @@ def cmd_import_legacy(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             log.warning("the imported config is not complete yet: %s", exc)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # created 0600 and renamed into place: the hints name accounts, endpoints and files
+        atomic_write(args.output, text, mode=0o600)
     else:
         sys.stdout.write(text)
     return ExitCode.OK

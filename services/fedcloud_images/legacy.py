@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter
+from fedcloud_core.legacy import LegacyImporter, is_secret
 
 # AppDB's endorser: the default for lists that do not name one (cloudkeeper's format cannot)
 APPDB_DN = "/DC=EU/DC=EGI/C=NL/O=Hosts/O=EGI.eu/CN=appdb.egi.eu"
@@ -28,14 +28,18 @@ def _name(raw: str) -> str:
 
 
 def _split_token(url: str) -> tuple[str, str | None]:
-    """``https://TOKEN:x-oauth-basic@host/...`` -> (``https://host/...``, TOKEN)."""
+    """``https://TOKEN:x-oauth-basic@host/...`` -> (``https://host/...``, TOKEN); a secret
+    query parameter (``?token=...``, ``?access_token=...``) is taken out the same way."""
     parts = urlsplit(url)
-    if parts.username:
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secrets = [v for k, v in query if is_secret(k) and v]
+    if parts.username or secrets:
         host = parts.hostname or ""
         netloc = host + (f":{parts.port}" if parts.port else "")
+        kept = urlencode([(k, v) for k, v in query if not is_secret(k)]) if secrets else parts.query
         return urlunsplit(
-            (parts.scheme, netloc, parts.path, parts.query, parts.fragment)
-        ), parts.username
+            (parts.scheme, netloc, parts.path, kept, parts.fragment)
+        ), parts.username or secrets[0]
     return url, None
 
 

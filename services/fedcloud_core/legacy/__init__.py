@@ -24,6 +24,40 @@ class LegacyImporter:
     convert: Callable[[Path], dict[str, Any]]  # -> partial appliance config
 
 
+#: what stands in an imported clouds.yaml hint where the legacy file had a secret
+SECRET_PLACEHOLDER = "<not copied: put the secret into clouds.yaml (mode 0600) or a *_file>"  # noqa: S105
+_SECRET_WORDS = ("password", "secret", "token", "passwd", "credential_key", "private_key")
+
+
+def is_secret(key: str) -> bool:
+    """Does this setting name hold a secret (a password, an application credential secret,
+    a token, ...)? ``OS_PASSWORD``, ``application_credential_secret``, ``access_token``, ...;
+    not ``*_file``/``*_id``/``*_name`` settings, which only point at or name one."""
+    low = key.lower()
+    if low.endswith(("_file", "_id", "_name", "_type", "_url", "_endpoint")):
+        return False
+    return any(w in low for w in _SECRET_WORDS)
+
+
+def scrub_secrets(value: Any) -> Any:
+    """A copy of ``value`` with every non-empty string under a secret-named key replaced by
+    :data:`SECRET_PLACEHOLDER` (the CLI's last guard, whatever an importer returned)."""
+    if isinstance(value, Mapping):
+        return {
+            k: SECRET_PLACEHOLDER
+            if isinstance(k, str)
+            and not k.startswith("x-")
+            and is_secret(k)
+            and isinstance(v, str)
+            and v
+            else scrub_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub_secrets(v) for v in value]
+    return value
+
+
 _TRUE = ("true", "yes", "1", "on")
 _FALSE = ("false", "no", "0", "off")
 

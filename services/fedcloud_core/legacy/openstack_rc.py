@@ -2,7 +2,11 @@
 
 Credentials are not copied into the appliance config: the importer writes the
 auth settings to the ``openstack`` section only as a pointer to clouds.yaml, and
-returns the entry that belongs into clouds.yaml under ``x-clouds-yaml``.
+returns the entry that belongs into clouds.yaml under ``x-clouds-yaml``. Secrets
+(``OS_PASSWORD``, ``OS_APPLICATION_CREDENTIAL_SECRET``, ``OS_ACCESS_TOKEN``, any other
+``OS_*`` password/secret/token) are never copied, not even into that hint: their place
+holds :data:`~fedcloud_core.legacy.SECRET_PLACEHOLDER` and ``x-secrets-not-copied``
+names them, so the operator writes them into clouds.yaml (mode 0600) by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import LegacyImporter
+from . import SECRET_PLACEHOLDER, LegacyImporter, is_secret
 
 _EXPORT = re.compile(r"^\s*(?:export\s+)?(OS_[A-Z_]+)=(.*)$")
 
@@ -53,7 +57,11 @@ def convert(path: Path) -> dict[str, Any]:
     env = parse_rc(path)
     if "OS_AUTH_URL" not in env:
         raise ConfigError(f"{path}: no OS_AUTH_URL found; not an OpenStack rc file")
-    entry: dict[str, Any] = {"auth": {v: env[k] for k, v in _AUTH.items() if k in env}}
+    auth = {v: SECRET_PLACEHOLDER if is_secret(k) else env[k] for k, v in _AUTH.items() if k in env}
+    entry: dict[str, Any] = {"auth": auth}
+    left_out = sorted(k for k, v in env.items() if is_secret(k) and v)
+    if left_out:
+        entry["x-secrets-not-copied"] = left_out
     if env.get("OS_AUTH_TYPE"):
         entry["auth_type"] = env["OS_AUTH_TYPE"]
     if env.get("OS_REGION_NAME"):
