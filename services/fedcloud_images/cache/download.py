@@ -2,9 +2,14 @@
 
 Every request has connect/read timeouts (a stalled server raises a read timeout and
 the next attempt resumes where the data stopped). The size announced by the list is
-checked against the free space before starting and against the bytes received. A
-digest mismatch discards the partial file and starts over; after the bounded
-retries the image is reported as failed.
+checked against the maximum image size and the free space before starting and against
+the bytes received; while writing, the bytes received are checked against the maximum
+(announced size or not) and the free space is checked again every ``space_check_bytes``
+(other downloads run in parallel). A digest mismatch discards the partial file and
+starts over; after the bounded retries the image is reported as failed. The verified
+file is fsynced before its rename from ``.part`` and the rename is fsynced too: a file
+with the final name is complete after a crash. :func:`verify_file` re-checks a cached
+file before it is reused.
 """
 
 from __future__ import annotations
@@ -40,6 +45,36 @@ class _Retry(Exception):
     """An attempt failed in a way a later attempt may not see."""
 
 
+class _NoRoom(DownloadError):
+    """Larger than the maximum image size, or the cache is full: not retried, nothing kept."""
+
+
+def _free_bytes(where: Path) -> int:
+    return shutil.disk_usage(where).free
+
+
+def verify_file(entry: ImageEntry, path: Path) -> bool:
+    """True if ``path`` has the announced size (if any) and the digest of ``entry``."""
+    try:
+        if entry.size is not None and path.stat().st_size != entry.size:
+            return False
+        h = hashlib.new(entry.digest_algo)
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+    except (OSError, ValueError):
+        return False
+    return h.hexdigest() == entry.digest
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Downloader:
     def __init__(
         self,
@@ -50,21 +85,32 @@ class Downloader:
         retries: int = 3,
         backoff: float = 2.0,
         min_free_bytes: int = 0,
+        max_bytes: int | None = None,
+        space_check_bytes: int = 64 * CHUNK,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        free_bytes: Callable[[Path], int] = _free_bytes,
     ):
         self.http = http
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries
         self.backoff = backoff
         self.min_free = min_free_bytes
+        self.max_bytes = max_bytes
+        self.space_check_bytes = max(CHUNK, space_check_bytes)
         self.progress = progress
         self.sleep = sleep
+        self.free_bytes = free_bytes
 
     def fetch(self, entry: ImageEntry, dest: Path) -> Downloaded:
         """Download ``entry`` to ``dest`` (verified). Raises DownloadError / ImageCorrupt."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
+        if self.max_bytes is not None and entry.size is not None and entry.size > self.max_bytes:
+            raise DownloadError(
+                f"{entry.identifier}: announced size {entry.size} bytes exceeds the maximum image "
+                f"size ({self.max_bytes} bytes, images.max_image_gb); refused"
+            )
         received = [0]  # bytes written by every attempt, failed ones included
         last: Exception | None = None
         corrupt = False
@@ -89,24 +135,29 @@ class Downloader:
                 part.unlink(missing_ok=True)
                 last, corrupt = exc, True
                 continue
+            except _NoRoom:  # too large or no space: keep nothing, do not retry
+                part.unlink(missing_ok=True)
+                raise
             finally:
                 if self.progress:
                     self.progress.finish(entry.identifier)
-            os.replace(part, dest)
+            os.replace(part, dest)  # _attempt fsynced the file
+            _fsync_dir(dest.parent)
             return Downloaded(dest, received[0], attempt)
         if corrupt:
             raise ImageCorrupt(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
         raise DownloadError(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
 
-    def _check_space(self, entry: ImageEntry, where: Path, offset: int) -> None:
-        if entry.size is None:
-            return
-        free = shutil.disk_usage(where).free
-        need = entry.size - offset + self.min_free
-        if free < need:
-            raise DownloadError(
-                f"{entry.identifier}: not enough free space in the cache ({free} bytes free, "
-                f"{entry.size - offset} needed plus {self.min_free} kept free)"
+    def _check_space(
+        self, entry: ImageEntry, where: Path, offset: int, *, during: bool = False
+    ) -> None:
+        free = self.free_bytes(where)
+        remaining = max(0, entry.size - offset) if entry.size is not None else 0
+        if free < remaining + self.min_free:
+            raise _NoRoom(
+                f"{entry.identifier}: not enough free space in the cache "
+                + ("while downloading " if during else "")
+                + f"({free} bytes free, {remaining} needed plus {self.min_free} kept free)"
             )
 
     def _attempt(self, entry: ImageEntry, part: Path, received: list[int]) -> None:
@@ -151,6 +202,7 @@ class Downloader:
                         f"{entry.identifier}: HTTP {resp.status_code} from {entry.uri}"
                     )
                 total = offset
+                next_check = total + self.space_check_bytes
                 with part.open(mode) as out:
                     for chunk in resp.iter_content(CHUNK):
                         total += len(chunk)
@@ -158,10 +210,20 @@ class Downloader:
                         received[0] += len(chunk)
                         if entry.size is not None and total > entry.size:
                             raise ImageCorrupt(f"more bytes than the announced size {entry.size}")
+                        if self.max_bytes is not None and total > self.max_bytes:
+                            raise _NoRoom(
+                                f"{entry.identifier}: more than the maximum image size "
+                                f"({self.max_bytes} bytes, images.max_image_gb) received; refused"
+                            )
+                        if total >= next_check:
+                            next_check = total + self.space_check_bytes
+                            self._check_space(entry, part.parent, total, during=True)
                         out.write(chunk)
                         h.update(chunk)
                         if self.progress:
                             self.progress.update(entry.identifier, len(chunk))
+                    out.flush()
+                    os.fsync(out.fileno())
         except requests.RequestException as exc:
             raise _Retry(f"{type(exc).__name__} after {got} bytes") from None
         if entry.size is not None and total < entry.size:
