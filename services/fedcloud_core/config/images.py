@@ -139,12 +139,6 @@ class ImagesConfig(Section):
         "deactivate",
         description="dropped images still used by servers: deactivate + make private, or keep untouched",
     )
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, v: list[str]) -> list[str]:
-        out = [f.lower() for f in v]
-        bad = [f for f in out if f not in _DISK_FORMATS]
     max_retire_fraction: float = Field(
         0.5,
         ge=0,
@@ -159,6 +153,12 @@ class ImagesConfig(Section):
         False,
         description="let every run retire any fraction (prefer a one-off `images sync --allow-mass-retire`)",
     )
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        out = [f.lower() for f in v]
+        bad = [f for f in out if f not in _DISK_FORMATS]
         if bad or not out:
             raise ValueError(
                 f"unknown disk format(s) {bad or '(empty list)'}; use {sorted(_DISK_FORMATS)}"
