@@ -126,6 +126,12 @@ class ImagesConfig(Section):
     min_free_mb: int = Field(
         1024, ge=0, description="MB that must stay free in the cache after a download"
     )
+    max_image_gb: int = Field(
+        64,
+        ge=1,
+        description="largest image accepted, in GiB: download, OVA disk, virtual size and "
+        "converted file (larger ones are refused and reported)",
+    )
     max_list_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="largest image list accepted"
     )
