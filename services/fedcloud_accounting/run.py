@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +32,7 @@ from .errors import UsageSourceError
 from .extract.facts import Action, Server
 from .extract.source import UsageSource
 from .extract.timeline import usage
+from .finals import FinalsStore
 from .messenger.queue import QueueWriter
 from .messenger.render import (
     ACCELERATOR,
@@ -77,6 +78,7 @@ class _Batch:
         default_factory=lambda: {k: [] for k in ("cloud", "storage", "ip", "accelerator")}
     )
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    finals: dict[str, datetime] = field(default_factory=dict)  # deleted servers handled
 
 
 def cloud_type() -> str:
@@ -98,6 +100,7 @@ class Extractor:
         out: TextIO | None = None,
         now: Callable[[], datetime] = utcnow,
         action_cache: ActionCache | None = None,
+        finals: FinalsStore | None = None,
     ):
         self.config = config
         self.acct = config.accounting
@@ -109,6 +112,7 @@ class Extractor:
         self.out = out
         self.now = now
         self.action_cache = action_cache
+        self.finals = finals or FinalsStore(checkpoints.path.parent / "finals.json")
         self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
         self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
 
@@ -125,6 +129,8 @@ class Extractor:
             report.warn("no project is mapped to a VO: nothing to account")
             return report
         checkpoints = self.checkpoints.load()
+        finals = self._load_finals(report)
+        margin = timedelta(minutes=self.acct.changes_since_margin_minutes)
         lookups = self._lookups(report)
         failed: list[str] = []
         transient = True
@@ -149,8 +155,17 @@ class Extractor:
                 failed.append(target.id)
                 transient = False
                 continue
+            # the overlap only where the start is a checkpoint (clock skew with Nova): a
+            # first run or an explicit --extract-from window keeps its exact start
+            since = (
+                start - margin
+                if window.extract_from is None and target.id in checkpoints
+                else start
+            )
             try:
-                batch = self._extract(target, start, end, lookups, report)
+                batch = self._extract(
+                    target, start, end, lookups, report, since=since, sent=finals.get(target.id, {})
+                )
                 messages = self._messages(target, batch, report)
                 self._deliver(target, messages, report)
             except UsageSourceError as exc:
@@ -167,6 +182,8 @@ class Extractor:
                 continue
             if batch.rejected:
                 self._set_aside(target, end, batch.rejected, report)
+            if self.advance_checkpoints:
+                self._save_finals(target.id, batch.finals, end - margin, finals, report)
             if self.advance_checkpoints and self.checkpoints.advance(target.id, end):
                 advanced.append(target.id)
             report.details.setdefault("windows", {})[target.id] = [iso(start), iso(end)]
@@ -178,6 +195,32 @@ class Extractor:
             report.fatal = f"every project failed ({len(failed)})"
             report.details["transient"] = transient
         return report
+
+    def _load_finals(self, report: RunReport) -> dict[str, dict[str, datetime]]:
+        try:
+            return self.finals.load()
+        except ValueError as exc:
+            report.warn(
+                f"{exc}: final records of servers deleted within the changes-since margin "
+                "may be queued a second time"
+            )
+            return {}
+
+    def _save_finals(
+        self,
+        project_id: str,
+        sent: Mapping[str, datetime],
+        keep_after: datetime,
+        known: dict[str, dict[str, datetime]],
+        report: RunReport,
+    ) -> None:
+        try:
+            self.finals.save(project_id, sent, keep_after, known)
+        except OSError as exc:
+            report.warn(f"project {project_id}: {self.finals.path} not written: {exc}")
+            return
+        merged = {**known.get(project_id, {}), **sent}
+        known[project_id] = {sid: t for sid, t in merged.items() if t >= keep_after}
 
     def _lookups(self, report: RunReport) -> build.Lookups:
         """Flavors, images and user names, read once; each is optional for the run."""
@@ -209,18 +252,31 @@ class Extractor:
         end: datetime,
         lookups: build.Lookups,
         report: RunReport,
+        *,
+        since: datetime | None = None,
+        sent: Mapping[str, datetime] | None = None,
     ) -> _Batch:
+        """Records of the servers alive in [start, end]; also of those deleted in [since, start)
+        whose final record is not in ``sent`` (queued by an earlier run)."""
         batch = _Batch()
-        servers = self.source.servers(target.id, start)
+        since = start if since is None else min(since, start)
+        sent = sent or {}
+        listed = self.source.servers(target.id, since)
+        servers = []
+        for s in listed:
+            if s.created > end or (s.terminated is not None and s.terminated < since):
+                continue  # not alive in the window
+            if s.terminated is not None and s.terminated < start and s.id in sent:
+                report.count("final_records_already_queued")
+                continue
+            servers.append(s)
         ips = self.source.floating_ips(target.id)
         ip_count = build.public_ips_by_server(ips)
-        actions = self._actions(target.id, [s for s in servers if s.created <= end], report)
+        actions = self._actions(target.id, servers, report)
         for server in sorted(servers, key=lambda s: s.id):
-            if server.created > end or (
-                server.terminated is not None and server.terminated < start
-            ):
-                continue  # not alive in the window
             report.count("servers")
+            if server.terminated is not None:
+                batch.finals[server.id] = server.terminated
             where = f"project {target.id} server {server.id}"
             flavor = lookups.flavor(server)
             if flavor is None:

@@ -38,6 +38,13 @@ class AccountingConfig(Section):
     first_run_window_days: int = Field(
         30, ge=1, description="how far back the first run (no checkpoint) extracts"
     )
+    changes_since_margin_minutes: int = Field(
+        10,
+        ge=0,
+        le=1440,
+        description="also ask Nova for servers deleted this long before the checkpoint (clock skew "
+        "between the appliance and Nova); final records already queued are not queued again",
+    )
     records_per_message: int = Field(500, ge=1, le=5000, description="max records in one message")
     max_message_bytes: int = Field(
         650_000,

@@ -15,6 +15,7 @@ from accounting_fakes import (
     GPU,
     P1,
     P2,
+    T0,
     MemoryWriter,
     at,
     make_config,
@@ -76,7 +77,8 @@ def test_second_run_starts_at_the_checkpoint_and_still_reports_long_running_serv
     later = END + timedelta(hours=1)
     ex2 = Extractor(ex.config, src, writer, store, now=lambda: later)
     assert ex2.run().exit_code == ExitCode.OK
-    assert ("servers", (P1, END)) in src.calls
+    # Nova is asked from the checkpoint minus the changes-since margin (clock skew)
+    assert ("servers", (P1, END - timedelta(minutes=10))) in src.calls
     ids = {r["VMUUID"] for r in cloud_records(writer)}
     assert {"a-run", "b-stop", "d-shelve", "e-p2"} <= ids  # unchanged servers are reported again
     assert "c-del" not in ids  # deleted before the checkpoint
@@ -318,3 +320,53 @@ def test_non_integer_accelerator_count_sets_aside_that_server_only(tmp_path, spe
     acc = [json.loads(b) for q, b in writer.messages if q == "accelerator"]
     assert [r["AssociatedRecord"] for m in acc for r in m["UsageRecords"]] == ["x-gpu"]
     assert store.load() == {P1: END, P2: END}
+
+
+def test_server_deleted_in_nova_just_before_the_checkpoint_still_gets_its_final_record(tmp_path):
+    """Appliance clock ahead of Nova's: the first run (appliance time END) still saw the server
+    alive; Nova then recorded its deletion at END-2min by its own clock."""
+    src = standard_source()
+    src.servers_by_project[P1].append(server("s-skew", created=100))
+    ex, store = extractor(tmp_path, src)
+    assert ex.run().exit_code == ExitCode.OK
+    first = {r["VMUUID"]: r for r in cloud_records(ex.writer)}
+    assert first["s-skew"]["Status"] == "started"
+    src.servers_by_project[P1][-1] = server(
+        "s-skew", created=100, terminated=(END - T0).total_seconds() / 3600 - 2 / 60
+    )
+    writer = MemoryWriter()
+    later = END + timedelta(hours=1)
+    report = Extractor(ex.config, src, writer, store, now=lambda: later).run()
+    assert report.exit_code == ExitCode.OK
+    recs = {r["VMUUID"]: r for r in cloud_records(writer)}
+    assert recs["s-skew"]["Status"] == "completed"
+    assert int(recs["s-skew"]["EndTime"]) == int((END - timedelta(minutes=2)).timestamp())
+    # a third run does not queue that final record again
+    writer3 = MemoryWriter()
+    Extractor(ex.config, src, writer3, store, now=lambda: later + timedelta(hours=1)).run()
+    assert "s-skew" not in {r["VMUUID"] for r in cloud_records(writer3)}
+
+
+def test_changes_since_overlap_queues_no_final_record_twice(tmp_path):
+    """Same clocks: a server deleted 5 minutes before the checkpoint got its final record in
+    that run; the next run's overlap finds it again and leaves it out: the records are the same
+    as without the overlap."""
+    messages = {}
+    for margin in (0, 10):
+        src = standard_source()
+        src.servers_by_project[P1].append(
+            server("s-gone", created=100, terminated=(END - T0).total_seconds() / 3600 - 5 / 60)
+        )
+        tmp = tmp_path / f"margin-{margin}"
+        ex, store = extractor(tmp, src, acct={"changes_since_margin_minutes": margin})
+        ex.run()
+        assert "s-gone" in {r["VMUUID"] for r in cloud_records(ex.writer)}
+        writer = MemoryWriter()
+        report = Extractor(
+            ex.config, src, writer, store, now=lambda: END + timedelta(hours=1)
+        ).run()
+        assert "s-gone" not in {r["VMUUID"] for r in cloud_records(writer)}
+        messages[margin] = writer.messages
+        if margin:
+            assert report.counts["final_records_already_queued"] == 1
+    assert messages[0] == messages[10]
