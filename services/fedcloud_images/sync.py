@@ -23,7 +23,7 @@ from fedcloud_core.errors import FedcloudError
 from fedcloud_core.report import RunReport
 
 from .cache import convert
-from .cache.download import Downloader
+from .cache.download import Downloader, verify_file
 from .cache.state import ImageState, State
 from .errors import ListRejected
 from .glance import GlanceImages, image_properties, min_disk_gb
@@ -120,7 +120,10 @@ class ImageSync:
             report.error(f"{name}: image {ident} skipped: {problem}")
         wanted = self._select(sub, il, report)
 
-        existing = self.deps.glance.managed(name)
+        scan = self.deps.glance.scan(name)
+        for img in scan.foreign:
+            self._report_foreign(name, img, report)
+        existing = scan.managed
         by_id: dict[str, list[Any]] = {}
         for img in existing:
             by_id.setdefault(str(img.get("appdb_id")), []).append(img)
@@ -198,6 +201,21 @@ class ImageSync:
             state.accept_list(name, il.version, il.content_hash, il.identifier or None)
 
     # ------------------------------------------------------------------ helpers
+
+    def _report_foreign(self, source: str, img: Any, report: RunReport) -> None:
+        """An image that looks managed but another project owns: never shared, updated, retired."""
+        owner = img.get("owner")
+        report.count("images_foreign")
+        report.details.setdefault("foreign_images", []).append(
+            {"source": source, "id": img["id"], "owner": owner, "appdb_id": img.get("appdb_id")}
+        )
+        report.warn(
+            f"{source}: image {img['id']} (appdb_id {img.get('appdb_id')}) carries the managed "
+            f"tag and properties but is owned by project {owner}, not the appliance's: ignored"
+        )
+        log.warning(
+            "%s: image %s owned by project %s looks managed; ignored", source, img["id"], owner
+        )
 
     def _mass_retire_refused(self, source: str, n: int, total: int, report: RunReport) -> bool:
         """Refuse to retire more than ``max_retire_fraction`` of a source's images in one run.
@@ -285,16 +303,27 @@ class ImageSync:
             return _Ready(e, ImageState(source, e.identifier, e.image_hash), error=repr(exc))
 
     def _prepare(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
-        """Download (unless cached), verify and convert one image. Runs in a worker thread."""
-        if st is not None and st.cached(e.image_hash):
-            return _Ready(e, st)
+        """Download (unless cached), verify and convert one image. Runs in a worker thread.
+
+        A cached original is reused only after its digest is checked again (a file left by
+        an earlier run, a crash or another hand is not trusted by its name and size)."""
         new = ImageState(source, e.identifier, e.image_hash)
         d = self._dir(source, e.identifier)
         stem = e.digest[:32]
         orig = d / f"{stem}.orig"
+        verified = orig.is_file() and verify_file(e, orig)
+        if verified and st is not None and st.path == str(orig) and st.cached(e.image_hash):
+            return _Ready(e, st)
         ready = _Ready(e, new)
         try:
-            if not orig.is_file():  # a file only gets this name once verified
+            if not verified:
+                if orig.exists():
+                    log.warning(
+                        "%s: %s: cached file fails its digest; downloading again",
+                        source,
+                        e.identifier,
+                    )
+                    orig.unlink(missing_ok=True)
                 dl = self.deps.downloader.fetch(e, orig)
                 ready.downloaded = dl.bytes_received
                 new.attempts = dl.attempts
@@ -304,6 +333,8 @@ class ImageSync:
                 stem=stem,
                 format_hint=e.format_hint,
                 timeout=self.cfg.convert_timeout,
+                max_bytes=self.cfg.max_image_gb * 1024**3,
+                min_free_bytes=self.cfg.min_free_mb * 1024 * 1024,
             )
         except FedcloudError as exc:
             new.last_error = str(exc)
