@@ -31,14 +31,37 @@ from .source import CloudSource, RawFlavor, RawImage, RawProject
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RUNNING, SUSPENDED, HALTED = "ACTIVE", "SUSPENDED", "SHUTOFF"
+# Nova server status -> the GLUE2 state it is counted in (docs/cloud-info.md, "Server states").
+# A status not listed here (ERROR, UNKNOWN, DELETED, SOFT_DELETED) is counted in no state and
+# so in no total either: every published total is the sum of the published per-state counts.
+STATE_OF_STATUS = {
+    "ACTIVE": "running",
+    "REBOOT": "running",
+    "HARD_REBOOT": "running",
+    "PASSWORD": "running",
+    "REBUILD": "running",
+    "RESCUE": "running",
+    "RESIZE": "running",
+    "VERIFY_RESIZE": "running",
+    "REVERT_RESIZE": "running",
+    "MIGRATING": "running",
+    "BUILD": "waiting",
+    "PAUSED": "suspended",
+    "SUSPENDED": "suspended",
+    "SHUTOFF": "halted",
+    "SHELVED": "halted",
+    "SHELVED_OFFLOADED": "halted",
+}
 MARKETPLACE_KEYS = ("vmcatcher_event_ad_mpuri", "marketplace")
 DESCRIPTION_KEYS = ("vmcatcher_event_dc_description", "vmcatcher_event_dc_title")
-APPLIANCE_OTHER = {
-    "ad:base_mpuri": "base_mpuri",
-    "eu.egi.cloud.image_ref": "image_ref",
-    "eu.egi.cloud.tag": "tag",
-}
+# APPLIANCE_ATTRIBUTES keys are published as they are (as cloud-info-provider 1.2.0 does:
+# EGI's cloud-info-api reads eu.egi.cloud.image_ref / eu.egi.cloud.tag); these are also
+# copied under a second name that older consumers read.
+APPLIANCE_COPIES = {"ad:base_mpuri": "base_mpuri"}
+# keys also read from the image's own properties when APPLIANCE_ATTRIBUTES lacks them
+IMAGE_PROPERTY_KEYS = ("ad:base_mpuri", "eu.egi.cloud.image_ref", "eu.egi.cloud.tag")
+# GLUE2 Benchmark_t spellings (the enumeration value is hep-spec06)
+BENCHMARK_ALIASES = {"hepspec06": "hep-spec06", "hepspec": "hep-spec06", "hs06": "hep-spec06"}
 
 
 class CollectTimeout(TransientError):
@@ -129,6 +152,7 @@ def _collect(
     for i in candidates:
         if i.visibility == "shared":
             tasks[("members", i.id)] = partial(source.image_members, i.id)
+    tasks[("capacity", "hypervisors")] = partial(_capacity, source)  # one call for the cloud
     results = _run_all(pool, tasks, deadline, report)
 
     flavors: list[Flavor] = []
@@ -167,15 +191,12 @@ def _collect(
                 max_instances=quotas.get("instances"),
                 max_cores=quotas.get("cores"),
                 max_ram=quotas.get("ram"),
+                used_cores=quotas.get("cores_in_use"),
             )
         if states is not None:
-            upd.update(
-                total=sum(states.values()),
-                running=states.get(RUNNING, 0),
-                suspended=states.get(SUSPENDED, 0),
-                halted=states.get(HALTED, 0),
-            )
+            upd.update(_state_counts(s.project_id, states, report))
         final_shares.append(replace(s, **upd))
+    capacity = results.get(("capacity", "hypervisors")) or {}
 
     report.count("flavors", len(flavors))
     report.count("images", len(images))
@@ -199,6 +220,8 @@ def _collect(
         platform=ci.platform,
         gocdb_id=ci.gocdb_id,
         provider_version=opts.provider_version,
+        total_logical_cpus=capacity.get("logical_cpus"),
+        total_physical_cpus=capacity.get("physical_cpus"),
         flavors=tuple(flavors),
         images=tuple(images),
         shares=tuple(sorted(final_shares, key=lambda s: (s.vo, s.project_id))),
@@ -247,6 +270,29 @@ def _resolve_projects(source: CloudSource, cfg: AppConfig, report: RunReport) ->
                 domain_name=project.domain_name,
             )
     return list(shares.values())
+
+
+def _capacity(source: CloudSource) -> dict[str, int]:
+    """Hypervisor totals, or nothing (placeholders) when they cannot be read: Nova lets only
+    admins list hypervisors, and the appliance's user is usually a reader."""
+    try:
+        return source.capacity()
+    except FedcloudError as exc:
+        log.info("hypervisor totals not available (%s): publishing placeholders", exc)
+        return {}
+
+
+def _state_counts(project_id: str, states: dict[str, int], report: RunReport) -> dict[str, int]:
+    """Nova status counts -> the per-state counts of a share (STATE_OF_STATUS)."""
+    counts = {"running": 0, "waiting": 0, "suspended": 0, "halted": 0}
+    for status, n in states.items():
+        state = STATE_OF_STATUS.get(status.upper())
+        if state is None:
+            report.count("servers_not_counted", n)  # ERROR, UNKNOWN, ...: in no state, no total
+            log.debug("project %s: %d server(s) in status %s not counted", project_id, n, status)
+        else:
+            counts[state] += n
+    return counts
 
 
 def _run_all(
@@ -337,7 +383,7 @@ def _flavor(rf: RawFlavor, report: RunReport) -> Flavor:
         found.setdefault(
             lower["accounting:benchmark_type"].lower(), lower["accounting:benchmark_value"]
         )
-    benchmarks = tuple(sorted(found.items()))
+    benchmarks = tuple(sorted({BENCHMARK_ALIASES.get(k, k): v for k, v in found.items()}.items()))
     return Flavor(
         id=rf.id,
         name=rf.name,
@@ -376,14 +422,31 @@ def _str(v: Any) -> str | None:
     return s or None
 
 
+def _other_value(raw: Any) -> str | None:
+    """An APPLIANCE_ATTRIBUTES value as published text (nested values as compact JSON)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (dict, list)):
+        return json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    return _str(raw)
+
+
 def _image(ri: RawImage, report: RunReport) -> Image:
     props = ri.properties
     attrs = _appliance_attributes(ri, report)
-    other = {}
-    for key, name in APPLIANCE_OTHER.items():
-        value = _str(attrs.get(key)) or _str(props.get(key))
-        if value:
-            other[name] = value
+    other: dict[str, str] = {}
+    for key, raw in attrs.items():
+        value = _other_value(raw)
+        if value is not None and str(key).strip():
+            other[str(key).strip()] = value
+    for key in IMAGE_PROPERTY_KEYS:
+        if key not in other and _str(props.get(key)):
+            other[key] = str(_str(props.get(key)))
+    for key, copy in APPLIANCE_COPIES.items():
+        if key in other:
+            other.setdefault(copy, other[key])
     description = None
     for k in DESCRIPTION_KEYS:
         description = _str(props.get(k))
@@ -393,7 +456,7 @@ def _image(ri: RawImage, report: RunReport) -> Image:
         _str(attrs.get("hv:version"))
         or _str(props.get("vmcatcher_event_hv_version"))
         or _str(props.get("version"))
-        or other.get("tag")
+        or other.get("eu.egi.cloud.tag")
     )
     os_name = _str(props.get("os_distro"))
     size = ri.size if isinstance(ri.size, int) and ri.size > 0 else None

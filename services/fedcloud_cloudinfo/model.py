@@ -65,12 +65,26 @@ class Share:
     max_instances: int | None = None  # None: unknown; -1 unlimited
     max_cores: int | None = None
     max_ram: int | None = None
-    total: int = 0
+    used_cores: int | None = None  # vCPUs in use (Nova quota usage); None: unknown
+    # server counts by GLUE2 state (the Nova status mapping is in collect.STATE_OF_STATUS)
     running: int = 0
+    waiting: int = 0
     suspended: int = 0
     halted: int = 0
     flavor_ids: tuple[str, ...] = ()
     image_ids: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """Every counted server: always the sum of the per-state counts (never more)."""
+        return self.running + self.waiting + self.suspended + self.halted
+
+    @property
+    def free_cores(self) -> int | None:
+        """vCPUs left in the cores quota; None when the quota or the usage is unknown or unlimited."""
+        if self.max_cores is None or self.max_cores < 0 or self.used_cores is None:
+            return None
+        return max(0, self.max_cores - self.used_cores)
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,8 @@ class Site:
     gocdb_id: str | None = None
     provider_name: str = "fedcloud-appliance"
     provider_version: str = "0"
+    total_logical_cpus: int | None = None  # hypervisor totals; None: not readable (placeholder)
+    total_physical_cpus: int | None = None
     flavors: tuple[Flavor, ...] = ()
     images: tuple[Image, ...] = ()
     shares: tuple[Share, ...] = ()

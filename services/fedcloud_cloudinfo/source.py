@@ -9,6 +9,7 @@ made through their shared session (``api_calls``).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -74,6 +75,8 @@ class CloudSource(Protocol):
     def flavor_projects(self, flavor_id: str) -> list[str]: ...
 
     def quotas(self, project_id: str) -> dict[str, int]: ...
+
+    def capacity(self) -> dict[str, int]: ...
 
     def server_states(self, project_id: str) -> dict[str, int]: ...
 
@@ -213,12 +216,55 @@ class OpenStackSource:
             raise _wrap(f"Nova flavor access of {flavor_id}", exc) from None
 
     def quotas(self, project_id: str) -> dict[str, int]:
+        """Limits (``instances``, ``cores``, ``ram``) and usage (``<name>_in_use``): one call,
+        the quota set with ``detail`` (the same request count as the plain quota set)."""
         self._hook()
         try:
-            q = self._clients.nova.quotas.get(project_id)
+            q = self._clients.nova.quotas.get(project_id, detail=True)
         except Exception as exc:  # noqa: BLE001
             raise _wrap(f"Nova quotas of {project_id}", exc) from None
-        return {k: int(getattr(q, k)) for k in ("instances", "cores", "ram") if hasattr(q, k)}
+        out: dict[str, int] = {}
+        for k in ("instances", "cores", "ram"):
+            v = getattr(q, k, None)
+            if isinstance(v, dict):  # detail: {"limit": n, "in_use": n, "reserved": n}
+                if isinstance(v.get("limit"), int):
+                    out[k] = int(v["limit"])
+                if isinstance(v.get("in_use"), int):
+                    out[f"{k}_in_use"] = int(v["in_use"])
+            elif v is not None:
+                out[k] = int(v)
+        return out
+
+    def capacity(self) -> dict[str, int]:
+        """Hypervisor totals in one paged list: ``logical_cpus`` (sum of ``vcpus``, or of the
+        CPU topology) and ``physical_cpus`` (sockets x cores, without threads). Admin-only by
+        Nova's default policy: a reader gets 403 and the caller publishes placeholders."""
+        self._hook()
+        try:
+            hypervisors = self._clients.nova.hypervisors.list(detailed=True)
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap("Nova hypervisors", exc) from None
+        logical = physical = 0
+        known_logical = known_physical = bool(hypervisors)
+        for h in hypervisors:
+            topo = _topology(getattr(h, "cpu_info", None))
+            vcpus = getattr(h, "vcpus", None)
+            if isinstance(vcpus, int) and vcpus > 0:
+                logical += vcpus
+            elif topo:
+                logical += topo[0] * topo[1] * topo[2]
+            else:
+                known_logical = False
+            if topo:
+                physical += topo[0] * topo[1]
+            else:
+                known_physical = False
+        out: dict[str, int] = {}
+        if known_logical:
+            out["logical_cpus"] = logical
+        if known_physical:
+            out["physical_cpus"] = physical
+        return out
 
     def server_states(self, project_id: str) -> dict[str, int]:
         self._hook()
@@ -268,6 +314,23 @@ class OpenStackSource:
             return [m["member_id"] for m in members if m.get("status") == "accepted"]
         except Exception as exc:  # noqa: BLE001
             raise _wrap(f"Glance members of {image_id}", exc) from None
+
+
+def _topology(cpu_info: Any) -> tuple[int, int, int] | None:
+    """(sockets, cores, threads) from a hypervisor's ``cpu_info`` (a dict or JSON text)."""
+    if isinstance(cpu_info, str):
+        try:
+            cpu_info = json.loads(cpu_info)
+        except ValueError:
+            return None
+    topo = cpu_info.get("topology") if isinstance(cpu_info, dict) else None
+    if not isinstance(topo, dict):
+        return None
+    try:
+        t = (int(topo["sockets"]), int(topo["cores"]), int(topo.get("threads", 1)))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return t if min(t) > 0 else None
 
 
 def _iter(it: Any) -> Iterator[Any]:

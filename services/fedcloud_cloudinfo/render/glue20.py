@@ -14,6 +14,7 @@ from fedcloud_core.ldif import Entry
 from ..model import Flavor, Image, Share, Site
 from .common import (
     GROUP_DN,
+    UNKNOWN_INT,
     UNKNOWN_STR,
     endpoint_entry,
     entity,
@@ -23,6 +24,24 @@ from .common import (
     service_entry,
     top_entries,
 )
+
+BENCHMARK_TYPES = {"hepspec06": "hep-spec06", "hepspec": "hep-spec06", "hs06": "hep-spec06"}
+
+
+def benchmark_type(name: str) -> str:
+    """The GLUE2 Benchmark_t value of a benchmark name (``hepspec06`` -> ``hep-spec06``)."""
+    key = name.strip().lower()
+    return BENCHMARK_TYPES.get(key, key)
+
+
+def manager_cpus(site: Site) -> tuple[int, int]:
+    """(TotalLogicalCPUs, TotalPhysicalCPUs) of the manager: the hypervisor totals, else the
+    GLUE2 placeholder. Without a CPU topology every logical CPU counts as a physical one (the
+    physical count never exceeds the logical one)."""
+    logical = glue_int(site.total_logical_cpus)
+    if site.total_physical_cpus is None:
+        return logical, logical
+    return logical, min(glue_int(site.total_physical_cpus), logical)
 
 
 def image_vos(site: Site) -> dict[str, list[str]]:
@@ -41,10 +60,11 @@ def service_entries(site: Site) -> list[Entry]:
     ts = glue_time(site.creation_time)
     service_dn = rdn("GLUE2ServiceID", site.service_id, GROUP_DN)
     s = service_entry(site, service_dn, ts, service_class="GLUE2ComputingService")
+    # total == running + waiting + suspended (halted servers count as suspended jobs)
     s.add("GLUE2ComputingServiceTotalJobs", sum(x.total for x in site.shares))
     s.add("GLUE2ComputingServiceRunningJobs", sum(x.running for x in site.shares))
-    s.add("GLUE2ComputingServiceWaitingJobs", 0)
-    s.add("GLUE2ComputingServiceSuspendedJobs", sum(x.suspended for x in site.shares))
+    s.add("GLUE2ComputingServiceWaitingJobs", sum(x.waiting for x in site.shares))
+    s.add("GLUE2ComputingServiceSuspendedJobs", sum(x.suspended + x.halted for x in site.shares))
 
     endpoint_dn = rdn("GLUE2EndpointID", site.endpoint_id, service_dn)
     e = endpoint_entry(
@@ -82,6 +102,9 @@ def service_entries(site: Site) -> list[Entry]:
     m.add("GLUE2ManagerProductVersion", ep.nova_microversion or UNKNOWN_STR)
     m.add("GLUE2ManagerServiceForeignKey", site.service_id)
     m.add("GLUE2ComputingManagerComputingServiceForeignKey", site.service_id)
+    logical, physical = manager_cpus(site)
+    m.add("GLUE2ComputingManagerTotalPhysicalCPUs", physical)
+    m.add("GLUE2ComputingManagerTotalLogicalCPUs", logical)
     m.add("GLUE2ComputingManagerHomogeneous", len({(f.vcpus, f.ram) for f in site.flavors}) <= 1)
     return [s, e, p, m]
 
@@ -128,6 +151,9 @@ def flavor_entries(site: Site, f: Flavor) -> list[Entry]:
     r.add("GLUE2ExecutionEnvironmentCPUTimeScalingFactor", "1.0")
     r.add("GLUE2ExecutionEnvironmentWallTimeScalingFactor", "1.0")
     r.add("GLUE2ExecutionEnvironmentOSFamily", "linux")
+    # a flavor has no OS (the image has): the GLUE2 string placeholder
+    r.add("GLUE2ExecutionEnvironmentOSName", UNKNOWN_STR)
+    r.add("GLUE2ExecutionEnvironmentOSVersion", UNKNOWN_STR)
     r.add("GLUE2ExecutionEnvironmentConnectivityIn", "undefined")
     r.add("GLUE2ExecutionEnvironmentConnectivityOut", True)
     if f.infiniband:
@@ -144,7 +170,7 @@ def flavor_entries(site: Site, f: Flavor) -> list[Entry]:
         b.add("GLUE2EntityName", f"{btype} of {f.name}")
         b.add("GLUE2EntityCreationTime", glue_time(site.creation_time))
         b.add("GLUE2EntityValidity", site.validity)
-        b.add("GLUE2BenchmarkType", btype).add("GLUE2BenchmarkValue", value)
+        b.add("GLUE2BenchmarkType", benchmark_type(btype)).add("GLUE2BenchmarkValue", value)
         b.add("GLUE2BenchmarkExecutionEnvironmentForeignKey", f.id)
         b.add("GLUE2BenchmarkComputingManagerForeignKey", site.manager_id)
         out.append(b)
@@ -208,13 +234,29 @@ def share_entries(site: Site, share: Share) -> list[Entry]:
     s.add("GLUE2ShareResourceForeignKey", *flavor_ids)
     s.add("GLUE2ComputingShareServingState", site.production_level)
     s.add("GLUE2ComputingShareMaxRunningJobs", glue_int(share.max_instances))
+    # no time limits and no queue in a cloud: the GLUE2 integer placeholder
+    s.add("GLUE2ComputingShareDefaultCPUTime", UNKNOWN_INT)
+    s.add("GLUE2ComputingShareDefaultWallTime", UNKNOWN_INT)
+    # total == running + waiting + suspended (halted servers count as suspended jobs)
     s.add("GLUE2ComputingShareTotalJobs", share.total)
     s.add("GLUE2ComputingShareRunningJobs", share.running)
-    s.add("GLUE2ComputingShareSuspendedJobs", share.suspended)
+    s.add("GLUE2ComputingShareWaitingJobs", share.waiting)
+    s.add("GLUE2ComputingShareSuspendedJobs", share.suspended + share.halted)
+    s.add("GLUE2ComputingShareEstimatedAverageWaitingTime", UNKNOWN_INT)
+    s.add("GLUE2ComputingShareEstimatedWorstWaitingTime", UNKNOWN_INT)
+    s.add("GLUE2ComputingShareFreeSlots", glue_int(share.free_cores))
+    s.add("GLUE2ComputingShareUsedSlots", glue_int(share.used_cores))
     flavors = [f for f in (site.flavor(i) for i in flavor_ids) if f is not None]
-    if flavors:
-        s.add("GLUE2ComputingShareMaxMainMemory", max(f.ram for f in flavors))
-        s.add("GLUE2ComputingShareMaxSlotsPerJob", max(f.vcpus for f in flavors))
+    # a VM gets exactly its flavor's RAM (no swap): the smallest flavor's is guaranteed
+    max_ram = max((f.ram for f in flavors), default=None)
+    min_ram = min((f.ram for f in flavors), default=None)
+    s.add("GLUE2ComputingShareMaxMainMemory", glue_int(max_ram))
+    s.add("GLUE2ComputingShareGuaranteedMainMemory", glue_int(min_ram))
+    s.add("GLUE2ComputingShareMaxVirtualMemory", glue_int(max_ram))
+    s.add("GLUE2ComputingShareGuaranteedVirtualMemory", glue_int(min_ram))
+    s.add(
+        "GLUE2ComputingShareMaxSlotsPerJob", glue_int(max((f.vcpus for f in flavors), default=None))
+    )
     s.add("GLUE2ComputingShareComputingServiceForeignKey", site.service_id)
     s.add("GLUE2ComputingShareComputingEndpointForeignKey", site.endpoint_id)
     s.add("GLUE2ComputingShareExecutionEnvironmentForeignKey", *flavor_ids)

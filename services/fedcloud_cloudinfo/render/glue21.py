@@ -23,6 +23,7 @@ from .common import (
     service_entry,
     top_entries,
 )
+from .glue20 import benchmark_type
 
 CC = "GLUE2CloudComputing"
 
@@ -151,7 +152,7 @@ def _flavor(site: Site, f: Flavor, shares: list[str]) -> list[Entry]:
         )
         b.add("GLUE2EntityName", f"{btype} of {f.name}")
         b.add("GLUE2EntityCreationTime", ts).add("GLUE2EntityValidity", site.validity)
-        b.add("GLUE2BenchmarkType", btype).add("GLUE2BenchmarkValue", value)
+        b.add("GLUE2BenchmarkType", benchmark_type(btype)).add("GLUE2BenchmarkValue", value)
         b.add("GLUE2BenchmarkExecutionEnvironmentForeignKey", f.id)
         b.add("GLUE2BenchmarkComputingManagerForeignKey", site.manager_id)
         out.append(b)

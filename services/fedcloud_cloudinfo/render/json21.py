@@ -15,6 +15,7 @@ from ..model import Site
 from .common import ARGO_STATUS, CAPABILITIES, DOWNTIMES, glue_time
 from .glue21 import flavor_shares, image_shares
 
+SERVICE_TYPE = "org.cloud.iaas"
 JSON_VALIDITY = (
     43200  # what cloud-info-api expects; CreationTime + Validity in the past drops the site
 )
@@ -54,7 +55,9 @@ def site_document(site: Site) -> dict[str, Any]:
     )
     service.update(
         {
-            "Type": "org.openstack.nova",
+            # the service type EGI's cloud-info-provider 1.2.0 publishes for an IaaS cloud
+            # (the GOCDB service type org.openstack.nova is the endpoint's InterfaceName)
+            "Type": SERVICE_TYPE,
             "QualityLevel": site.production_level,
             "StatusInfo": ARGO_STATUS.format(site=site.name),
             "Capability": list(CAPABILITIES),
@@ -112,7 +115,7 @@ def site_document(site: Site) -> dict[str, Any]:
             "Semantics": "https://docs.openstack.org/api-ref/compute/",
             "Authentication": ep.authentication,
             "IssuerCA": ep.issuer_ca,
-            "TrustedCAs": sorted(ep.trusted_cas),
+            "TrustedCA": sorted(ep.trusted_cas),
         }
     )
     fshares, ishares = flavor_shares(site), image_shares(site)
@@ -172,7 +175,8 @@ def site_document(site: Site) -> dict[str, Any]:
         )
         im.update(
             {
-                "MarketplaceURL": img.marketplace_url,
+                # cloud-info-api reads it as a string: never null
+                "MarketplaceURL": img.marketplace_url or "",
                 "OSPlatform": img.platform,
                 "OSFamily": img.os_family,
                 "OSName": img.os_name,

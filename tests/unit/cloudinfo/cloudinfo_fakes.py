@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from fedcloud_cloudinfo.model import Accelerator, Endpoint, Flavor, Image, Share, Site
 from fedcloud_cloudinfo.source import ApiVersions, RawFlavor, RawImage, RawProject
-from fedcloud_core.errors import OpenStackUnavailable
+from fedcloud_core.errors import OpenStackUnavailable, PermanentError
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 KEYSTONE = "https://keystone.example.org:5000/v3"
@@ -32,6 +32,8 @@ def fixed_site() -> Site:
         validity=3600,
         gocdb_id="12345G0",
         provider_version="0.1.0",
+        total_logical_cpus=512,
+        total_physical_cpus=128,
         flavors=(
             Flavor(
                 "8f5e4e0b",
@@ -39,7 +41,7 @@ def fixed_site() -> Site:
                 vcpus=2,
                 ram=4096,
                 disk=40,
-                benchmarks=(("hepscore23", "12.5"),),
+                benchmarks=(("hep-spec06", "25.1"), ("hepscore23", "12.5")),
             ),
             Flavor(
                 "c0ffee00",
@@ -67,7 +69,28 @@ def fixed_site() -> Site:
                 platform="x86_64",
                 min_ram=512,
                 disk_size=3,
-                other_info=(("base_mpuri", "https://appdb.egi.eu/store/vm/image/xxxx:1234/"),),
+                other_info=(
+                    ("ad:base_mpuri", "https://appdb.egi.eu/store/vm/image/xxxx:1234/"),
+                    ("base_mpuri", "https://appdb.egi.eu/store/vm/image/xxxx:1234/"),
+                ),
+            ),
+            Image(
+                "5e5e5e5e",
+                "EGI Ubuntu 22.04 (registry)",
+                "public",
+                owner="4a5b6c7d",
+                version="2025-09-04-4d7122d6",
+                marketplace_url="registry.egi.eu/egi_vm_images/ubuntu:22.04-sha256:4d06e117",
+                description="EGI Ubuntu 22.04 image",
+                os_name="ubuntu",
+                os_version="22.04",
+                platform="x86_64",
+                other_info=(
+                    ("eu.egi.cloud.description", "EGI Ubuntu 22.04 image"),
+                    ("eu.egi.cloud.image_ref", "egi_vm_images/ubuntu:22.04"),
+                    ("eu.egi.cloud.tag", "2025-09-04-4d7122d6"),
+                    ("org.openstack.glance.os_distro", "ubuntu"),
+                ),
             ),
             Image(
                 "9a9a9a9a",
@@ -91,12 +114,13 @@ def fixed_site() -> Site:
                 max_instances=10,
                 max_cores=20,
                 max_ram=51200,
-                total=2,
+                used_cores=6,
                 running=1,
+                waiting=1,
                 suspended=1,
-                halted=0,
+                halted=1,
                 flavor_ids=("8f5e4e0b",),
-                image_ids=("3b1f6f0e",),
+                image_ids=("3b1f6f0e", "5e5e5e5e"),
             ),
             Share(
                 "fedcloud.egi.eu",
@@ -104,10 +128,11 @@ def fixed_site() -> Site:
                 "fedcloud",
                 "Default",
                 max_instances=-1,
-                total=1,
+                max_cores=-1,
+                used_cores=16,
                 running=1,
                 flavor_ids=("8f5e4e0b", "c0ffee00"),
-                image_ids=("3b1f6f0e", "9a9a9a9a"),
+                image_ids=("3b1f6f0e", "5e5e5e5e", "9a9a9a9a"),
             ),
         ),
         vos=("fedcloud.egi.eu", "ops"),
@@ -122,6 +147,7 @@ class FakeSource:
         self._lock = threading.Lock()
         self.fail: set[tuple[str, str]] = set()
         self.delay = 0.0
+        self.hypervisors_forbidden = False
         self.project_list = [
             RawProject("p-ops", "ops-project", "Default"),
             RawProject("p-fc", "fedcloud", "Default"),
@@ -143,6 +169,8 @@ class FakeSource:
                     "Accelerator:Number": "2",
                     "infiniband": "true",
                     "benchmark:HEPscore23": "42.1",
+                    "accounting:benchmark_type": "HEPSPEC06",
+                    "accounting:benchmark_value": "10.5",
                 },
             ),
             RawFlavor("f3", "private.other", 2, 4096, 20, is_public=False),
@@ -166,6 +194,18 @@ class FakeSource:
                 min_ram=1024,
             ),
             RawImage("i-shared", "Alma", "shared", "p-other", {"marketplace": MPURI.format("a")}),
+            RawImage(
+                "i-reg",
+                "Registry Ubuntu",
+                "public",
+                "p-admin",
+                {
+                    "marketplace": "registry.egi.eu/egi_vm_images/ubuntu:22.04-sha256:4d06",
+                    "APPLIANCE_ATTRIBUTES": '{"eu.egi.cloud.image_ref": "egi_vm_images/ubuntu:22.04",'
+                    ' "eu.egi.cloud.tag": "2025-09-04-4d7122d6", "org.openstack.glance.os_distro":'
+                    ' "ubuntu", "sl:checksum": {"sha512": "ab"}}',
+                },
+            ),
             RawImage("i-snap", "my snapshot", "private", "p-ops", {}),
             RawImage(
                 "i-comm",
@@ -187,11 +227,19 @@ class FakeSource:
         ]
         self.members = {"i-shared": ["p-fc"]}
         self.quota = {
-            "p-ops": {"instances": 10, "cores": 20, "ram": 51200},
+            "p-ops": {"instances": 10, "cores": 20, "ram": 51200, "cores_in_use": 5},
             "p-fc": {"instances": -1, "cores": -1, "ram": -1},
         }
         self.states = {
-            "p-ops": {"ACTIVE": 2, "SHUTOFF": 1, "SUSPENDED": 1, "ERROR": 1},
+            "p-ops": {
+                "ACTIVE": 2,
+                "BUILD": 1,
+                "SHUTOFF": 1,
+                "SUSPENDED": 1,
+                "PAUSED": 1,
+                "SHELVED_OFFLOADED": 1,
+                "ERROR": 1,
+            },
             "p-fc": {"ACTIVE": 1},
         }
 
@@ -232,6 +280,12 @@ class FakeSource:
     def server_states(self, project_id: str) -> dict[str, int]:
         self._call("server_states", project_id)
         return self.states.get(project_id, {})
+
+    def capacity(self) -> dict[str, int]:
+        self._call("capacity")
+        if self.hypervisors_forbidden:
+            raise PermanentError("Nova hypervisors: Forbidden (HTTP 403)")
+        return {"logical_cpus": 96, "physical_cpus": 48}
 
     def images(self) -> list[RawImage]:
         self._call("images")

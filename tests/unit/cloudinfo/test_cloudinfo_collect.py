@@ -60,7 +60,8 @@ def test_flavors_access_accelerator_benchmark(tmp_path: Path) -> None:
     assert gpu.accelerator is not None
     assert (gpu.accelerator.type, gpu.accelerator.number, gpu.accelerator.model) == ("GPU", 2, "T4")
     assert gpu.infiniband
-    assert gpu.benchmarks == (("hepscore23", "42.1"),)
+    # accounting:benchmark_type HEPSPEC06 is published as the GLUE2 Benchmark_t hep-spec06
+    assert gpu.benchmarks == (("hep-spec06", "10.5"), ("hepscore23", "42.1"))
     shares = {s.project_id: s for s in site.shares}
     assert shares["p-fc"].flavor_ids == ("f1", "f2")
     assert shares["p-ops"].flavor_ids == ("f1",)
@@ -68,10 +69,10 @@ def test_flavors_access_accelerator_benchmark(tmp_path: Path) -> None:
 
 def test_images_marketplace_only_and_visibility(tmp_path: Path) -> None:
     site, report = _collect(tmp_path)
-    assert [i.id for i in site.images] == ["i-comm", "i-pub", "i-shared"]
+    assert [i.id for i in site.images] == ["i-comm", "i-pub", "i-reg", "i-shared"]
     shares = {s.project_id: s for s in site.shares}
-    assert shares["p-ops"].image_ids == ("i-comm", "i-pub")
-    assert shares["p-fc"].image_ids == ("i-comm", "i-pub", "i-shared")
+    assert shares["p-ops"].image_ids == ("i-comm", "i-pub", "i-reg")
+    assert shares["p-fc"].image_ids == ("i-comm", "i-pub", "i-reg", "i-shared")
     pub = next(i for i in site.images if i.id == "i-pub")
     assert (pub.os_name, pub.os_version, pub.platform, pub.version) == (
         "ubuntu",
@@ -82,7 +83,11 @@ def test_images_marketplace_only_and_visibility(tmp_path: Path) -> None:
     assert pub.description == "Ubuntu title"
     assert pub.disk_size == 3
     assert pub.min_ram == 1024
-    assert dict(pub.other_info) == {"base_mpuri": "https://base/1"}
+    assert dict(pub.other_info) == {
+        "ad:base_mpuri": "https://base/1",
+        "base_mpuri": "https://base/1",
+        "hv:version": "2024.1",
+    }
     assert any("i-comm" in w and "not JSON" in w for w in report.warnings)
     assert report.counts["images_skipped_no_marketplace"] == 1
 
@@ -98,8 +103,36 @@ def test_all_images_publishes_own_private_snapshot_only_to_owner(tmp_path: Path)
 def test_quotas_and_server_states(tmp_path: Path) -> None:
     site, _ = _collect(tmp_path)
     ops = next(s for s in site.shares if s.vo == "ops")
-    assert (ops.total, ops.running, ops.suspended, ops.halted) == (5, 2, 1, 1)
+    # ACTIVE 2 -> running; BUILD -> waiting; SUSPENDED + PAUSED -> suspended;
+    # SHUTOFF + SHELVED_OFFLOADED -> halted; ERROR in no state and so not in the total
+    assert (ops.running, ops.waiting, ops.suspended, ops.halted) == (2, 1, 2, 2)
+    assert ops.total == 7
     assert (ops.max_instances, ops.max_cores, ops.max_ram) == (10, 20, 51200)
+    assert (ops.used_cores, ops.free_cores) == (5, 15)
+    fc = next(s for s in site.shares if s.vo == "fedcloud.egi.eu")
+    assert fc.free_cores is None  # unlimited quota
+    assert (site.total_logical_cpus, site.total_physical_cpus) == (96, 48)
+
+
+def test_registry_image_keeps_egi_keys(tmp_path: Path) -> None:
+    site, _ = _collect(tmp_path)
+    reg = next(i for i in site.images if i.id == "i-reg")
+    assert dict(reg.other_info) == {
+        "eu.egi.cloud.image_ref": "egi_vm_images/ubuntu:22.04",
+        "eu.egi.cloud.tag": "2025-09-04-4d7122d6",
+        "org.openstack.glance.os_distro": "ubuntu",
+        "sl:checksum": '{"sha512":"ab"}',
+    }
+    assert reg.version == "2025-09-04-4d7122d6"
+
+
+def test_unreadable_hypervisors_give_placeholders_not_errors(tmp_path: Path) -> None:
+    src = FakeSource()
+    src.hypervisors_forbidden = True  # a reader: Nova answers 403
+    site, report = _collect(tmp_path, src)
+    assert (site.total_logical_cpus, site.total_physical_cpus) == (None, None)
+    assert report.errors == []
+    assert report.counts["servers_not_counted"] == 1  # the ERROR server
 
 
 def test_api_cost_is_flat(tmp_path: Path) -> None:
@@ -111,6 +144,7 @@ def test_api_cost_is_flat(tmp_path: Path) -> None:
     assert names.count("quotas") == names.count("server_states") == 2  # per mapped project
     assert names.count("flavor_projects") == 2  # per private flavor, not per VO
     assert names.count("image_members") == 1  # per shared candidate image
+    assert names.count("capacity") == 1  # hypervisor totals: one call for the cloud
     # ten more public images and flavors cost nothing extra
     src2 = FakeSource()
     src2.image_list += [
@@ -128,7 +162,7 @@ def test_one_failing_project_call_is_reported(tmp_path: Path) -> None:
     site, report = _collect(tmp_path, src)
     ops = next(s for s in site.shares if s.vo == "ops")
     assert ops.max_instances is None
-    assert ops.total == 5
+    assert ops.total == 7
     assert len(report.errors) == 1
     assert "quotas of p-ops" in report.errors[0]
 
@@ -156,7 +190,7 @@ def test_job_writes_snapshot_and_keeps_it_on_failure(tmp_path: Path) -> None:
     path = snapshot.ldif_path(_cfg(tmp_path))
     first = path.read_text()
     assert len(ldif.parse(first)) == report.counts["entries"]
-    assert report.counts["api_calls"] == 11  # 4 lists + 2x2 per project + 2 + 1
+    assert report.counts["api_calls"] == 12  # 4 lists + 2x2 per project + 2 + 1 + capacity
     broken = FakeSource()
     broken.fail.add(("images", ""))
     report = execute(CLOUD_INFO_JOB, _ctx(tmp_path, broken))
