@@ -15,6 +15,7 @@ from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
 from fedcloud_core.tools import ToolSpec
 
+from . import publish as ams_publish
 from . import snapshot
 from .bdii_update import JOB as BDII_UPDATE_JOB
 from .collect import collect, options_from
@@ -46,6 +47,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="publish every active image, not only those with marketplace metadata",
     )
+    p.add_argument(
+        "--publish",
+        choices=("ams",),
+        default=None,
+        help="also send the GLUE 2.1 JSON to AMS (cloud_info.ams), as EGI's cloud-info-provider; "
+        "with --dry-run, print the AMS request instead (default: cloud_info.publish)",
+    )
 
 
 def _source(ctx: JobContext) -> CloudSource:
@@ -66,10 +74,17 @@ def run(ctx: JobContext) -> RunReport:
     opts = options_from(
         cfg, publish_all_images=ctx.option("all_images") or None, provider_version=__version__
     )
+    publish_to = ctx.option("publish") or cfg.cloud_info.publish
+    if publish_to == "ams":
+        ams_publish.ams_topic(cfg)  # a missing gocdb_id is a config error before any work
     source = _source(ctx)
+    items_file = snapshot.items_path(cfg)
+    memory, problem = snapshot.read_items(items_file)  # answers reused for failed calls
+    if problem:
+        report.warn(problem)
     started = time.monotonic()
     try:
-        site = collect(source, cfg, report, opts, now=ctx.deps.get("now"))
+        site = collect(source, cfg, report, opts, now=ctx.deps.get("now"), memory=memory)
     finally:
         report.count("api_calls", source.api_calls)
         report.count("collect_seconds", round(time.monotonic() - started, 3))
@@ -84,11 +99,16 @@ def run(ctx: JobContext) -> RunReport:
     report.details["format"] = fmt
     if fmt == "glue21-json" and not site.gocdb_id:
         report.warn("cloud_info.gocdb_id is not set: cloud-info-api reads OtherInfo.gocdb_id")
+    pub = None
+    if publish_to == "ams":
+        pub = ams_publish.prepare(cfg, chosen if fmt == "glue21-json" else render_json(site))
+        report.details["ams_topic"] = pub.topic
     if ctx.dry_run:
-        sys.stdout.write(chosen)
+        sys.stdout.write(pub.dry_run_text() if pub is not None else chosen)
         sys.stdout.flush()
         return report
     snapshot.write_text(target, ldif_text)
+    snapshot.write_items(items_file, memory)  # the answers behind this snapshot
     report.details["snapshot"] = str(target)
     if fmt == "glue21-json":
         snapshot.write_text(snapshot.json_path(cfg), chosen)
@@ -96,6 +116,10 @@ def run(ctx: JobContext) -> RunReport:
     if output:
         snapshot.write_text(output, chosen)
         report.details["output"] = str(output)
+    if pub is not None:
+        client = ctx.deps.get("ams_client") or ams_publish.build_client(cfg)
+        pub = ams_publish.publish(pub, client)
+        report.details["ams_message_id"] = pub.message_id
     return report
 
 

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
-import ssl
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,78 +12,11 @@ from dirq.QueueSimple import QueueSimple
 
 from fedcloud_appliance.cli import main
 from fedcloud_ssm.receiver import MessageChecker
+from support.ams import TOKEN, AmsDouble, AmsState
 from support.apel_queue import cloud_message, fill_queue, write_config
 from support.pki import Pki, make_pki
 
 pytestmark = pytest.mark.contract
-
-TOKEN = "s3cr3t-ams-token-0123456789"
-
-
-@dataclass
-class AmsState:
-    published: list[dict[str, Any]] = field(default_factory=list)  # topic, empaid, data
-    token_calls: int = 0
-    peer_dns: list[str] = field(default_factory=list)
-    fail_next: list[int] = field(default_factory=list)  # statuses to answer before succeeding
-    max_bytes: int | None = None  # answer 413 above this request size
-    token_status: int = 200
-
-
-class AmsHandler(BaseHTTPRequestHandler):
-    state: AmsState
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": {"code": status, "message": message, "status": "ERR"}})
-
-    def do_GET(self) -> None:
-        host = self.server.server_address[0]
-        if self.path != f"/v1/service-types/ams/hosts/{host}:authx509":
-            return self._error(404, "not found")
-        cert = self.connection.getpeercert()  # type: ignore[attr-defined]
-        if not cert:
-            return self._error(401, "no client certificate")
-        self.state.token_calls += 1
-        self.state.peer_dns.append(dict(x[0] for x in cert["subject"])["commonName"])
-        if self.state.token_status != 200:
-            return self._error(self.state.token_status, "host not registered")
-        self._json(200, {"token": TOKEN})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        raw = self.rfile.read(length)
-        prefix, _, rest = self.path.partition("/v1/projects/accounting/topics/")
-        if prefix or not rest.endswith(":publish"):
-            return self._error(404, "topic not found")
-        if self.headers.get("x-api-key") != TOKEN:
-            return self._error(401, "Unauthorized")
-        if self.state.fail_next:
-            return self._error(self.state.fail_next.pop(0), "try later")
-        if self.state.max_bytes is not None and length > self.state.max_bytes:
-            return self._error(413, "Message size too large")
-        body = json.loads(raw)
-        ids = []
-        for m in body["messages"]:
-            self.state.published.append(
-                {
-                    "topic": rest.removesuffix(":publish"),
-                    "empaid": m["attributes"]["empaid"],
-                    "data": base64.b64decode(m["data"]),
-                }
-            )
-            ids.append(str(len(self.state.published)))
-        self._json(200, {"messageIds": ids})
 
 
 @pytest.fixture(scope="module")
@@ -98,28 +26,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def ams(pki: Pki) -> Iterator[tuple[AmsState, int]]:
-    state = AmsState()
-    handler = type("Handler", (AmsHandler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(pki.broker.cert, pki.broker.key)
-    ctx.load_verify_locations(cafile=pki.cafile)
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    t.start()
-    yield state, server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    double = AmsDouble(pki).start()
+    yield double.state, double.port
+    double.stop()
 
 
 @pytest.fixture
 def fresh(ams: tuple[AmsState, int]) -> tuple[AmsState, int]:
     state, port = ams
-    state.published.clear()
-    state.fail_next.clear()
-    state.max_bytes = None
-    state.token_status = 200
+    state.reset()
     return state, port
 
 
