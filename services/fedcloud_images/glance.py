@@ -2,7 +2,8 @@
 
 Every write happens only when something differs, so an unchanged run is read-only.
 Managed images carry the replicator tag plus ``image_list`` (the source name) and
-``appdb_id`` (the image identifier); that pair is the sync key.
+``appdb_id`` (the image identifier); that pair is the sync key. They must also be owned
+by the appliance's project: a look-alike in another project is reported, never touched.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +82,54 @@ class HashingReader:
             yield chunk
 
 
-class GlanceImages:
-    """Thin layer over a glanceclient v2 client (the core session's)."""
+@dataclass
+class Scan:
+    """The images of one source in Glance: ours, and look-alikes owned by other projects."""
 
-    def __init__(self, glance: Any, *, tag: str):
+    managed: list[Any] = field(default_factory=list)
+    foreign: list[Any] = field(default_factory=list)
+
+
+class GlanceImages:
+    """Thin layer over a glanceclient v2 client (the core session's).
+
+    ``owner`` is the project the appliance's images belong to (the project of its Keystone
+    session; a callable is asked once, on first use, so constructing does no I/O). Only images
+    of that project are managed: anyone can tag an image and set its properties, and an admin
+    lists every project's images with ``visibility=all``.
+    """
+
+    def __init__(self, glance: Any, *, tag: str, owner: str | Callable[[], str | None]):
         self.glance = glance
         self.tag = tag
+        self._owner = owner
+        self._owner_id: str | None = None
 
-    def managed(self, source: str) -> list[Any]:
-        """Images this replicator made for ``source`` (tag + image_list), any visibility/status."""
-        out = []
+    @property
+    def owner(self) -> str:
+        if self._owner_id is None:
+            got = self._owner() if callable(self._owner) else self._owner
+            if not got:
+                raise GlanceSyncError(
+                    "the appliance's OpenStack credentials are not scoped to a project: "
+                    "managed images are recognised by their owner project"
+                )
+            self._owner_id = str(got)
+        return self._owner_id
+
+    def scan(self, source: str) -> Scan:
+        """Images tagged for ``source`` (tag + image_list), any visibility/status, split by owner."""
+        out = Scan()
         for img in self.glance.images.list(
             filters={"tag": [self.tag], "visibility": "all", "image_list": source}
         ):
             if img.get("image_list") == source and self.tag in (img.get("tags") or []):
-                out.append(img)
+                (out.managed if img.get("owner") == self.owner else out.foreign).append(img)
         return out
+
+    def managed(self, source: str) -> list[Any]:
+        """Images this replicator made for ``source``: tagged for it and owned by our project."""
+        return self.scan(source).managed
 
     def create(
         self,

@@ -124,9 +124,8 @@ def build_deps(ctx: JobContext) -> SyncDeps:
             max_bytes=ic.max_image_gb * 1024**3,
             progress=progress,
         ),
-        glance=ctx.deps.get("glance") or GlanceImages(
-            clients.glance, tag=ic.tag, owner=clients.session.get_project_id
-        ),
+        glance=ctx.deps.get("glance")
+        or GlanceImages(clients.glance, tag=ic.tag, owner=clients.session.get_project_id),
         projects=ctx.deps.get("projects") or project_resolver(cfg, clients),
         in_use=ctx.deps.get("in_use") or nova_usage(clients),
         member_client=ctx.deps.get("member_client") or member_client,

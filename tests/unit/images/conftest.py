@@ -39,6 +39,7 @@ class _Images:
             "id": f"img-{next(self.g.ids)}",
             "status": "queued",
             "created_at": f"t{next(self.g.ids):04d}",
+            "owner": self.g.project_id,
             **kw,
         }
         img["tags"] = list(kw.get("tags", []))
@@ -103,6 +104,10 @@ class _Members:
 
 class FakeGlance:
     """Just enough of glanceclient v2 for the sync logic; records every write."""
+
+    project_id = (
+        "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0"  # the appliance's project: owner of what it creates
+    )
 
     def __init__(self) -> None:
         self.store: dict[str, dict[str, Any]] = {}

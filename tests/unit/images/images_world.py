@@ -92,7 +92,7 @@ class World:
                 backoff=0,
                 min_free_bytes=0,
             ),
-            glance=GlanceImages(self.glance, tag=cfg.tag),
+            glance=GlanceImages(self.glance, tag=cfg.tag, owner=self.glance.project_id),
             projects=lambda vo: [PROJECT],
             in_use=lambda image_id: image_id in self.in_use,
         )
