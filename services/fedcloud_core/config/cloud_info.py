@@ -85,8 +85,7 @@ class CloudInfoConfig(Section):
     )
     gocdb_id: str | None = Field(
         None,
-        description="GOCDB id of the cloud compute service (OtherInfo.gocdb_id in the JSON); "
-        "required when the GLUE 2.1 JSON goes to EGI (format glue21-json)",
+        description="GOCDB id of the cloud compute service (OtherInfo.gocdb_id in the JSON)",
         examples=["12345G0"],
     )
 
@@ -96,6 +95,8 @@ class CloudInfoConfig(Section):
         needs = []
         if self.format == "glue21-json":
             needs.append("format is 'glue21-json'")
+        if self.publish == "ams":
+            needs.append("publish is 'ams'")
         return needs
 
     @model_validator(mode="after")
@@ -131,12 +132,3 @@ class CloudInfoConfig(Section):
     ams: CloudInfoAmsConfig = Field(
         default_factory=CloudInfoAmsConfig, description="AMS publisher of the cloud-info JSON"
     )
-
-    @model_validator(mode="after")
-    def _ams_needs_gocdb_id(self) -> CloudInfoConfig:
-        if self.publish == "ams" and not self.gocdb_id:
-            raise ValueError(
-                "cloud_info.gocdb_id is required when publish is 'ams' (the AMS topic and EGI's consumer "
-                "need the GOCDB id of the cloud compute service)"
-            )
-        return self
