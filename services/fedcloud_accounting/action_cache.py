@@ -17,23 +17,24 @@ is kept only when it was read at least :data:`SETTLED` after the server's last
 update, so a change in the same second (or hidden by clock skew) is never missed.
 The cache is an optimisation only: a missing, unreadable or foreign file just means
 the actions are read from the API again; a file that cannot be written is reported
-as a warning.
+as a warning. A file of a newer state version (a rollback without restoring the state)
+is refused like every versioned state (:mod:`fedcloud_core.statefile`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from fedcloud_core.files import atomic_write
+from fedcloud_core.statefile import JsonMigration, dump_versioned, load_versioned
 
 from .checkpoint import iso
 from .extract.facts import Action, Server
 
 VERSION = 1
+MIGRATIONS: dict[int, JsonMigration] = {}  # version n -> n + 1
 SETTLED = timedelta(minutes=5)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -53,8 +54,8 @@ class ActionCache:
         if path is None:
             return {}
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if doc.get("version") != VERSION:
+            doc = load_versioned(path, "accounting action cache", VERSION, MIGRATIONS)
+            if doc is None:
                 return {}
             out: dict[str, tuple[str, list[Action]]] = {}
             for sid, entry in doc["servers"].items():
@@ -103,8 +104,8 @@ class ActionCache:
                 "updated": iso(s.updated),
                 "actions": [[a.name, a.time.isoformat()] for a in actions[s.id]],
             }
-        doc = {"version": VERSION, "servers": dict(sorted(entries.items()))}
-        atomic_write(path, json.dumps(doc, separators=(",", ":")) + "\n")
+        doc = {"servers": dict(sorted(entries.items()))}
+        dump_versioned(path, doc, VERSION, separators=(",", ":"))
         return True
 
     def prune(self, keep: Iterable[str]) -> None:

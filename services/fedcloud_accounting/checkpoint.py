@@ -4,21 +4,22 @@
 
     {"version": 1, "projects": {"<project id>": "2024-05-01T12:00:00Z", ...}}
 
-Written atomically (temp file + rename). A checkpoint only moves forward.
+Written atomically (temp file + rename). A checkpoint only moves forward. Versioned
+(:mod:`fedcloud_core.statefile`): an older file is migrated when loaded, a newer one refused.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fedcloud_core.files import atomic_write
+from fedcloud_core.statefile import JsonMigration, dump_versioned, load_versioned
 
 from .errors import AccountingError
 from .extract.facts import parse_time
 
 VERSION = 1
+MIGRATIONS: dict[int, JsonMigration] = {}  # version n -> n + 1
 
 
 def iso(dt: datetime) -> str:
@@ -32,17 +33,17 @@ class CheckpointStore:
     def load(self) -> dict[str, datetime]:
         """Project id -> checkpoint; empty when there is no file yet."""
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+            doc = load_versioned(
+                self.path, "accounting checkpoints", VERSION, MIGRATIONS, persist=True
+            )
         except (OSError, ValueError) as exc:
             raise AccountingError(
                 f"{self.path}: unreadable checkpoint file ({exc}); fix or remove it "
                 "(without it the next run extracts the first-run window again)"
             ) from None
+        if doc is None:
+            return {}
         try:
-            if doc.get("version") != VERSION:
-                raise ValueError(f"unsupported version {doc.get('version')!r}")
             out = {}
             for project, text in doc["projects"].items():
                 when = parse_time(text)
@@ -59,6 +60,6 @@ class CheckpointStore:
         if project_id in current and current[project_id] >= when:
             return False
         current[project_id] = when
-        doc = {"version": VERSION, "projects": {k: iso(v) for k, v in sorted(current.items())}}
-        atomic_write(self.path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        doc = {"projects": {k: iso(v) for k, v in sorted(current.items())}}
+        dump_versioned(self.path, doc, VERSION, indent=2, sort_keys=True)
         return True

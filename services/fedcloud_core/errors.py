@@ -8,6 +8,7 @@
     +-- TransientError             worth retrying later (network, 5xx, broker down) (exit 75)
     |   +-- OpenStackUnavailable   the cloud did not answer
     +-- PermanentError             retrying will not help without a human (exit 1)
+    |   +-- StateVersionError      a state file/database is newer than this release
     +-- ToolError                  an external tool (openssl, qemu-img) failed (exit 1)
     +-- <Service>Error             one per service package (cloud-info, accounting, ...);
                                    a service mixes in TransientError where it applies
@@ -66,6 +67,31 @@ class TransientError(FedcloudError):
 
 class PermanentError(FedcloudError):
     """A failure that needs a human (bad credentials, refused certificate, ...)."""
+
+
+class StateVersionError(PermanentError):
+    """A state file or database was written by a newer release (or has no migration path).
+
+    Raised before anything is read from it or written to it: the operator upgrades again
+    or restores the state backed up before the upgrade (docs/operations.md).
+    """
+
+    def __init__(self, path: str, kind: str, found: int, current: int):
+        self.path = path
+        self.kind = kind
+        self.found = found
+        self.current = current
+        if found > current:
+            why = (
+                "it was written by a newer appliance: run that release again or restore the "
+                "state saved before the upgrade"
+            )
+        else:
+            why = "this release has no migration from that version: upgrade step by step"
+        super().__init__(
+            f"{path}: {kind} has state version {found}, this release reads versions up to "
+            f"{current}; {why} (docs/operations.md, Upgrade and rollback)"
+        )
 
 
 class OpenStackUnavailable(TransientError):

@@ -1,4 +1,8 @@
-"""The ``RunReport`` every job returns; the CLI prints it and stores it for ``status``."""
+"""The ``RunReport`` every job returns; the CLI prints it and stores it for ``status``.
+
+The stored report is versioned state (:mod:`.statefile`, ``"version"``); one of a newer
+version is shown by ``status`` as unknown, with the reason, and replaced by the next run.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import ExitCode
+from .errors import ExitCode, StateVersionError
 from .files import atomic_write
+from .statefile import dump_versioned, load_versioned
 
 
 class RunStatus(StrEnum):
@@ -37,6 +42,10 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     fatal: str | None = None
+    # the run went through but accepted nothing it exists for (e.g. every image list was
+    # rejected): the heartbeat is not touched and ``status --check`` reports it
+    nothing_accepted: str | None = None
+    partial_runs: int = 0  # PARTIAL runs in a row up to this one (set when the report is stored)
 
     def count(self, key: str, n: int | float = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -83,6 +92,8 @@ class RunReport:
             line += f"; {len(self.errors)} error(s)"
         if self.fatal:
             line += f"; fatal: {self.fatal}"
+        elif self.nothing_accepted:
+            line += f"; nothing accepted: {self.nothing_accepted}"
         return line
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +114,9 @@ class RunReport:
         return "\n".join(lines)
 
 
+REPORT_VERSION = 1  # format of the stored run report (status/<job>.json)
+
+
 def status_path(state_dir: str | Path, job: str) -> Path:
     return Path(state_dir) / "status" / f"{job.replace(' ', '-')}.json"
 
@@ -112,9 +126,24 @@ def heartbeat_path(state_dir: str | Path, job: str) -> Path:
 
 
 def store_report(state_dir: str | Path, report: RunReport) -> None:
-    """Keep the last report of the job; touch its heartbeat when the run succeeded."""
-    atomic_write(status_path(state_dir, report.job), report.to_json() + "\n")
-    if report.status in (RunStatus.OK, RunStatus.PARTIAL) and not report.dry_run:
+    """Keep the last report of the job; touch its heartbeat when the run succeeded.
+
+    A run that accepted nothing (``nothing_accepted``) does not count as a success. The
+    stored report carries how many PARTIAL runs came in a row (``partial_runs``).
+    """
+    if report.status is RunStatus.PARTIAL:
+        prev = load_report(state_dir, report.job) or {}
+        streak = prev.get("partial_runs", 0) if prev.get("status") == RunStatus.PARTIAL.value else 0
+        report.partial_runs = (streak if isinstance(streak, int) else 0) + 1
+    else:
+        report.partial_runs = 0
+    path = status_path(state_dir, report.job)
+    dump_versioned(path, report.to_dict(), REPORT_VERSION, sort_keys=True, default=str)
+    if (
+        report.status in (RunStatus.OK, RunStatus.PARTIAL)
+        and not report.dry_run
+        and not report.nothing_accepted
+    ):
         hb = heartbeat_path(state_dir, report.job)
         atomic_write(hb, (report.finished or utcnow()).isoformat() + "\n")
 
@@ -122,7 +151,9 @@ def store_report(state_dir: str | Path, report: RunReport) -> None:
 def load_report(state_dir: str | Path, job: str) -> dict[str, Any] | None:
     p = status_path(state_dir, job)
     try:
-        data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+        data = load_versioned(p, "run report", REPORT_VERSION)
+    except StateVersionError as exc:
+        return {"job": job, "status": "unknown", "fatal": str(exc)}
     except (OSError, ValueError):
         return None
     return data

@@ -3,6 +3,9 @@
 Per source: the last accepted list version and content hash. Per image: the digest
 of the cached file, the file that goes to Glance (after conversion) and its format,
 the Glance id, and how many download attempts the current digest took.
+
+Versioned with ``PRAGMA user_version`` (:mod:`fedcloud_core.statefile`): an older
+database is migrated when opened, a newer one refused untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fedcloud_core.statefile import SqlMigration, sqlite_has_tables, sqlite_version
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, SqlMigration] = {}  # version n -> n + 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lists (
     source TEXT PRIMARY KEY, version TEXT NOT NULL, content_hash TEXT NOT NULL,
@@ -73,8 +80,21 @@ class State:
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._db.executescript(SCHEMA)
+            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            try:
+                sqlite_version(
+                    db,
+                    path=self.path,
+                    kind="images state database",
+                    current=SCHEMA_VERSION,
+                    migrations=MIGRATIONS,
+                    fresh=not sqlite_has_tables(db),
+                )
+                db.executescript(SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
         return self._db
 
     def close(self) -> None:
