@@ -4,8 +4,11 @@ Flat API cost: versions, projects, flavors and images are listed once; per-proje
 calls (quotas, server states) and per-item calls (access list of a *private* flavor,
 members of a *shared* image that would be published) run in a bounded thread pool.
 Nothing is ever fetched per VO per property. A failure of one of those per-item
-calls is recorded in the report and the rest goes on; a failure of a list call or
-the overall timeout fails the collection (and no snapshot is written).
+calls is recorded in the report and the rest goes on (the run is PARTIAL); unless the
+failure is permanent (403, 404), the answer that call gave for the last written
+snapshot is reused (:class:`~.snapshot.ItemMemory`), so a passing error does not
+unpublish a flavor or an image for a cycle. A failure of a list call or the overall
+timeout fails the collection (and no snapshot is written).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -26,6 +29,7 @@ from fedcloud_core.errors import FedcloudError, PermanentError, TransientError
 from fedcloud_core.report import RunReport, utcnow
 
 from .model import Accelerator, Endpoint, Flavor, Image, Share, Site
+from .snapshot import ItemMemory, Remembered
 from .source import CloudSource, RawFlavor, RawImage, RawProject
 
 log = logging.getLogger(__name__)
@@ -100,12 +104,19 @@ def collect(
     opts: CollectOptions,
     *,
     now: datetime | None = None,
+    memory: ItemMemory | None = None,
 ) -> Site:
-    """Collect the site under the overall timeout. Raises FedcloudError on a failed collection."""
+    """Collect the site under the overall timeout. Raises FedcloudError on a failed collection.
+
+    ``memory``: the per-item answers behind the previous snapshot; failed calls reuse them,
+    and on return it holds the answers behind this collection (for the caller to save).
+    """
     deadline = time.monotonic() + opts.timeout
     pool = ThreadPoolExecutor(max_workers=opts.workers + 1, thread_name_prefix="cloud-info")
     try:
-        main = pool.submit(_collect, source, cfg, report, opts, pool, deadline, now or utcnow())
+        main = pool.submit(
+            _collect, source, cfg, report, opts, pool, deadline, now or utcnow(), memory
+        )
         try:
             return main.result(timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -128,6 +139,7 @@ def _collect(
     pool: ThreadPoolExecutor,
     deadline: float,
     now: datetime,
+    memory: ItemMemory | None = None,
 ) -> Site:
     ci = cfg.cloud_info
     versions = source.versions()
@@ -153,7 +165,10 @@ def _collect(
         if i.visibility == "shared":
             tasks[("members", i.id)] = partial(source.image_members, i.id)
     tasks[("capacity", "hypervisors")] = partial(_capacity, source)  # one call for the cloud
-    results = _run_all(pool, tasks, deadline, report)
+    failures: dict[tuple[str, str], Exception] = {}
+    results = _run_all(pool, tasks, deadline, report, failures)
+    if memory is not None:
+        _reuse_previous(tasks, results, failures, memory, report, now)
 
     flavors: list[Flavor] = []
     flavor_access: dict[str, set[str]] = {}
@@ -300,6 +315,7 @@ def _run_all(
     tasks: dict[tuple[str, str], Callable[[], Any]],
     deadline: float,
     report: RunReport,
+    failures: dict[tuple[str, str], Exception] | None = None,
 ) -> dict[tuple[str, str], Any]:
     futures: dict[Future[Any], tuple[str, str]] = {
         pool.submit(fn): key for key, fn in tasks.items()
@@ -319,9 +335,63 @@ def _run_all(
                 results[key] = fut.result()
             except FedcloudError as exc:
                 report.error(f"{key[0]} of {key[1]}: {exc}")
+                if failures is not None:
+                    failures[key] = exc
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
                 report.error(f"{key[0]} of {key[1]}: unexpected {type(exc).__name__}: {exc}")
+                if failures is not None:
+                    failures[key] = exc
     return results
+
+
+# per-item calls whose last good answer stands in for a failed one, and what a failure
+# without an earlier answer costs
+REUSABLE = {
+    "flavor_access": "private flavor {} is left out of this snapshot",
+    "members": "shared image {} is published only to its owner's project",
+    "quotas": "the share of project {} has unknown limits",
+    "servers": "the share of project {} has no server counts",
+}
+
+
+def _reuse_previous(
+    tasks: dict[tuple[str, str], Callable[[], Any]],
+    results: dict[tuple[str, str], Any],
+    failures: dict[tuple[str, str], Exception],
+    memory: ItemMemory,
+    report: RunReport,
+    now: datetime,
+) -> None:
+    """Fill ``results`` for failed per-item calls from ``memory``; then make ``memory`` the
+    answers behind this collection (items no longer listed are forgotten).
+
+    A permanent failure (403, 404: the flavor or image is gone, or the appliance may no
+    longer read it) is an answer, not a hiccup: nothing is reused for it.
+    """
+    at = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    current = ItemMemory()
+    reused: list[str] = []
+    for key in tasks:
+        call, item = key
+        if call not in REUSABLE:
+            continue
+        if key in results:
+            current.items[key] = Remembered(results[key], stamp)
+            continue
+        old = memory.get(key)
+        if old is None or isinstance(failures.get(key), PermanentError):
+            why = "no earlier answer" if old is None else "a permanent error"
+            report.warn(f"{call} of {item}: {why}, nothing reused: {REUSABLE[call].format(item)}")
+            continue
+        results[key] = old.value
+        current.items[key] = old  # still the time it was really collected
+        reused.append(f"{call} of {item}")
+        report.warn(f"{call} of {item}: reusing the answer collected at {old.collected}")
+    if reused:
+        report.count("items_reused", len(reused))
+        report.details["items_reused"] = reused
+    memory.replace(current)
 
 
 # ----------------------------------------------------------------------------- items

@@ -8,11 +8,21 @@ or timed-out collection leaves the previous file untouched.
 Entries whose content did not change keep the ``GLUE2EntityCreationTime`` of the
 previous snapshot, so a cycle with no change in OpenStack writes a byte-identical
 snapshot (and the updater performs zero LDAP writes).
+
+Next to the snapshot, ``items.json`` keeps the answers of the per-item calls behind it
+(access lists of private flavors, members of shared images, quotas and server states of
+projects), each with the time it was collected. When one of those calls fails for a
+passing reason, the next collection reuses that answer instead of leaving the item out,
+so a transient error never makes bdii-update delete published entries for a cycle
+(:class:`ItemMemory`; the run is PARTIAL and names the item).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedcloud_core import ldif
 from fedcloud_core.config import AppConfig
@@ -20,6 +30,7 @@ from fedcloud_core.files import atomic_write
 from fedcloud_core.ldif import Entry
 
 CREATION = "GLUE2EntityCreationTime"
+ITEMS_VERSION = 1  # the format of items.json
 
 
 def snapshot_dir(cfg: AppConfig) -> Path:
@@ -32,6 +43,10 @@ def ldif_path(cfg: AppConfig) -> Path:
 
 def json_path(cfg: AppConfig) -> Path:
     return snapshot_dir(cfg) / "snapshot.json"
+
+
+def items_path(cfg: AppConfig) -> Path:
+    return snapshot_dir(cfg) / "items.json"
 
 
 def read_previous(path: Path) -> list[Entry]:
@@ -63,3 +78,74 @@ def stabilise(entries: list[Entry], previous: list[Entry]) -> list[Entry]:
 
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, text)
+
+
+# ----------------------------------------------------------------------------- per-item answers
+
+
+@dataclass(frozen=True)
+class Remembered:
+    value: Any  # what the call returned (JSON: a list of project ids, a dict of counts)
+    collected: str  # when, UTC ``YYYY-MM-DDThh:mm:ssZ``
+
+
+class ItemMemory:
+    """The per-item answers behind a snapshot, keyed by ``(call, item id)``, e.g.
+    ``("flavor_access", "<flavor id>")`` or ``("members", "<image id>")``."""
+
+    def __init__(self, items: dict[tuple[str, str], Remembered] | None = None):
+        self.items: dict[tuple[str, str], Remembered] = dict(items or {})
+
+    def get(self, key: tuple[str, str]) -> Remembered | None:
+        return self.items.get(key)
+
+    def replace(self, other: ItemMemory) -> None:
+        self.items = dict(other.items)
+
+    def to_json(self) -> str:
+        calls: dict[str, dict[str, dict[str, Any]]] = {}
+        for (call, item), r in sorted(self.items.items()):
+            calls.setdefault(call, {})[item] = {"value": r.value, "collected": r.collected}
+        return json.dumps({"version": ITEMS_VERSION, "calls": calls}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ItemMemory:
+        """Raises ValueError when ``text`` is not an items.json this release can read."""
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("calls"), dict):
+            raise ValueError("not an object with 'calls'")
+        version = doc.get("version")
+        if version != ITEMS_VERSION:
+            raise ValueError(f"format version {version!r}, this release reads {ITEMS_VERSION}")
+        items: dict[tuple[str, str], Remembered] = {}
+        for call, per_item in doc["calls"].items():
+            if not isinstance(per_item, dict):
+                raise ValueError(f"calls.{call} is not an object")
+            for item, r in per_item.items():
+                if (
+                    not isinstance(r, dict)
+                    or "value" not in r
+                    or not isinstance(r.get("collected"), str)
+                ):
+                    raise ValueError(f"calls.{call}.{item} has no value or collected time")
+                items[(str(call), str(item))] = Remembered(r["value"], r["collected"])
+        return cls(items)
+
+
+def read_items(path: Path) -> tuple[ItemMemory, str | None]:
+    """The answers behind the last written snapshot, and a warning when the file is unusable
+    (then nothing is reused; the next written snapshot replaces it). No file: empty, no warning."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ItemMemory(), None
+    except (OSError, UnicodeDecodeError) as exc:
+        return ItemMemory(), f"{path}: cannot read the previous per-item answers: {exc}"
+    try:
+        return ItemMemory.from_json(text), None
+    except ValueError as exc:
+        return ItemMemory(), f"{path}: previous per-item answers not usable ({exc}); none reused"
+
+
+def write_items(path: Path, memory: ItemMemory) -> None:
+    atomic_write(path, memory.to_json() + "\n")
