@@ -19,15 +19,16 @@ so a transient error never makes bdii-update delete published entries for a cycl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedcloud_core import ldif
 from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import StateVersionError
 from fedcloud_core.files import atomic_write
 from fedcloud_core.ldif import Entry
+from fedcloud_core.statefile import dump_versioned, load_versioned
 
 CREATION = "GLUE2EntityCreationTime"
 ITEMS_VERSION = 1  # the format of items.json
@@ -102,21 +103,17 @@ class ItemMemory:
     def replace(self, other: ItemMemory) -> None:
         self.items = dict(other.items)
 
-    def to_json(self) -> str:
+    def to_doc(self) -> dict[str, Any]:
         calls: dict[str, dict[str, dict[str, Any]]] = {}
         for (call, item), r in sorted(self.items.items()):
             calls.setdefault(call, {})[item] = {"value": r.value, "collected": r.collected}
-        return json.dumps({"version": ITEMS_VERSION, "calls": calls}, indent=1, sort_keys=True)
+        return {"calls": calls}
 
     @classmethod
-    def from_json(cls, text: str) -> ItemMemory:
-        """Raises ValueError when ``text`` is not an items.json this release can read."""
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or not isinstance(doc.get("calls"), dict):
-            raise ValueError("not an object with 'calls'")
-        version = doc.get("version")
-        if version != ITEMS_VERSION:
-            raise ValueError(f"format version {version!r}, this release reads {ITEMS_VERSION}")
+    def from_doc(cls, doc: dict[str, Any]) -> ItemMemory:
+        """Raises ValueError when ``doc`` (items.json, current version) is malformed."""
+        if not isinstance(doc.get("calls"), dict):
+            raise ValueError("no 'calls' object")
         items: dict[tuple[str, str], Remembered] = {}
         for call, per_item in doc["calls"].items():
             if not isinstance(per_item, dict):
@@ -136,16 +133,15 @@ def read_items(path: Path) -> tuple[ItemMemory, str | None]:
     """The answers behind the last written snapshot, and a warning when the file is unusable
     (then nothing is reused; the next written snapshot replaces it). No file: empty, no warning."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ItemMemory(), None
-    except (OSError, UnicodeDecodeError) as exc:
-        return ItemMemory(), f"{path}: cannot read the previous per-item answers: {exc}"
-    try:
-        return ItemMemory.from_json(text), None
-    except ValueError as exc:
-        return ItemMemory(), f"{path}: previous per-item answers not usable ({exc}); none reused"
+        doc = load_versioned(path, "cloud-info per-item answers", ITEMS_VERSION)
+        return (ItemMemory.from_doc(doc) if doc is not None else ItemMemory()), None
+    except StateVersionError as exc:
+        # only a cache of answers: not worth stopping publication for (unlike real state)
+        why = f"state version {exc.found}, this release reads up to {exc.current}"
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, malformed
+        why = str(exc)
+    return ItemMemory(), f"{path}: previous per-item answers not usable ({why}); none reused"
 
 
 def write_items(path: Path, memory: ItemMemory) -> None:
-    atomic_write(path, memory.to_json() + "\n")
+    dump_versioned(path, memory.to_doc(), ITEMS_VERSION, indent=1, sort_keys=True)

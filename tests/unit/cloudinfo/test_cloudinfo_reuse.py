@@ -166,12 +166,27 @@ def test_items_no_longer_listed_are_forgotten(tmp_path: Path) -> None:
     assert sorted(saved["calls"]["flavor_access"]) == ["f3"]
 
 
-def test_unusable_items_file_is_reported_and_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"version": 99, "calls": {}}', "state version 99"),
+        ("{not json", "Expecting property name"),
+        ('{"version": 1, "calls": {"flavor_access": {"f2": ["p-fc"]}}}', "no value"),
+    ],
+    ids=["newer", "not-json", "malformed"],
+)
+def test_unusable_items_file_is_reported_and_replaced(
+    tmp_path: Path, content: str, why: str
+) -> None:
     path = snapshot.items_path(_cfg(tmp_path))
     path.parent.mkdir(parents=True)
-    path.write_text('{"version": 99, "calls": {}}')
-    report = _run(tmp_path, FakeSource())
-    assert any("format version 99" in w and str(path) in w for w in report.warnings)
+    path.write_text(content)
+    broken = FakeSource()
+    broken.fail.add(("flavor_projects", "f2"))
+    report = _run(tmp_path, broken)
+    assert report.status is RunStatus.PARTIAL  # not stopped: nothing reused, f2 left out
+    assert any(why in w and str(path) in w and "none reused" in w for w in report.warnings)
+    assert not _has(_snapshot(tmp_path), FLAVOR_DN)
     assert json.loads(path.read_text())["version"] == 1
 
 
