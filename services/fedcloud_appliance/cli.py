@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    cfg.site_bdii.published_host()  # ConfigError: the site BDII would publish a loopback URL
     print(
         f"{args.config or 'config'}: OK (site {cfg.site.name}, {len(cfg.vos)} VO(s), "
         f"{len(cfg.images.subscriptions)} image subscription(s))"

@@ -54,7 +54,9 @@ def slapd_settings(cfg: AppConfig) -> SlapdSettings:
 
 
 def public_hostname(cfg: AppConfig) -> str:
-    return cfg.site_bdii.public_hostname or socket.getfqdn()
+    """The host name published in the bdii_site endpoint URL; ConfigError (exit 2) when it
+    would be a loopback name (an unset public_hostname on a host whose FQDN is localhost)."""
+    return cfg.site_bdii.published_host(socket.getfqdn)
 
 
 def build_tree(

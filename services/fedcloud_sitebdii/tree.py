@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fedcloud_core import __version__
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.config.site import SiteConfig
 from fedcloud_core.ldif import Entry
@@ -79,7 +80,10 @@ def static_entries(site: SiteConfig) -> list[Entry]:
 
 
 def bdii_site_entries(site: SiteConfig, host: str, port: int, *, quality: str) -> list[Entry]:
-    """This site BDII as a GLUE2 service with one ``bdii_site`` endpoint."""
+    """This site BDII as a GLUE2 service with one ``bdii_site`` endpoint.
+
+    ``host`` and ``port`` are the public ones (``SiteBdiiConfig.published_host()``, never a
+    loopback name): top-level BDIIs and users follow this URL."""
     sid = f"{host}_bdii_site"
     eid = f"{sid}_endpoint"
     sdn = f"GLUE2ServiceID={dnlib.escape(sid)},{group_dn(site.name)}"
@@ -93,9 +97,10 @@ def bdii_site_entries(site: SiteConfig, host: str, port: int, *, quality: str) -
     ep.add("GLUE2EntityName", f"Site BDII endpoint of {site.name}")
     ep.add("GLUE2EndpointURL", f"ldap://{host}:{port}/{domain_dn(site.name)}")
     ep.add("GLUE2EndpointCapability", "information.discovery")
-    ep.add("GLUE2EndpointTechnology", "ldap")
+    ep.add("GLUE2EndpointTechnology", "webservice")  # GLUE2 EndpointTechnology_t: not "ldap"
     ep.add("GLUE2EndpointInterfaceName", "bdii_site").add("GLUE2EndpointInterfaceVersion", "2.0")
     ep.add("GLUE2EndpointImplementationName", "fedcloud-appliance site-bdii")
+    ep.add("GLUE2EndpointImplementationVersion", __version__)
     ep.add("GLUE2EndpointQualityLevel", quality)
     ep.add("GLUE2EndpointHealthState", "ok").add("GLUE2EndpointHealthStateInfo", "answering")
     ep.add("GLUE2EndpointServingState", "production")

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from ..errors import ConfigError
 from .base import Section
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a name or address that only this machine reaches (localhost, 127.x, ::1)."""
+    h = host.strip().strip("[]").rstrip(".").lower()
+    if not h or h in LOOPBACK_NAMES or h.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 class SiteBdiiConfig(Section):
@@ -40,6 +58,29 @@ class SiteBdiiConfig(Section):
     grid_compat: bool = Field(
         True, description="also answer base mds-vo-name=<site>,o=grid (GOCDB's site BDII URL)"
     )
+
+    @field_validator("public_hostname")
+    @classmethod
+    def _public(cls, v: str | None) -> str | None:
+        if v is not None and is_loopback_host(v):
+            raise ValueError(
+                f"{v!r} is a loopback name: the site BDII would publish an endpoint URL only "
+                "this machine can reach; give the public host name"
+            )
+        return v
+
+    def published_host(self, fqdn: Callable[[], str] | None = None) -> str:
+        """``public_hostname``, else this machine's FQDN; ConfigError if that is a loopback name."""
+        if self.public_hostname:
+            return self.public_hostname
+        host = (fqdn or socket.getfqdn)()
+        if is_loopback_host(host):
+            raise ConfigError(
+                f"site_bdii.public_hostname: not set, and this machine's FQDN is {host!r}: the "
+                "site BDII would publish ldap://" + host + ":... as its endpoint; set "
+                "site_bdii.public_hostname to the public host name"
+            )
+        return host
 
     @field_validator("resource_bdiis")
     @classmethod

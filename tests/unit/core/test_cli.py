@@ -70,7 +70,8 @@ def _write(tmp_path: Path, extra: str = "") -> Path:
     return p
 
 
-def test_config_check_ok(tmp_path, capsys):
+def test_config_check_ok(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("socket.getfqdn", lambda *a: "appliance.example.org")
     assert cli.main(["config", "check", "--config", str(_write(tmp_path))]) == 0
     assert "OK (site TEST-SITE" in capsys.readouterr().out
 
