@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from fedcloud_core.config.site_bdii import is_loopback_host
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests"))
@@ -29,6 +32,14 @@ TESTBED_DIR = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-tes
 JOB_GID = 10001
 SITE = "DEMO-SITE"
 DESTINATION = "/queue/demo.accounting.APEL"
+
+
+def _public_host() -> str:
+    """The name the demo site BDII publishes for itself: the FQDN, else the host name."""
+    for name in (socket.getfqdn(), socket.gethostname()):
+        if name and not is_loopback_host(name):
+            return name
+    return "site-bdii.demo.example.org"
 
 
 def _state(workdir: Path) -> dict[str, Any]:
@@ -120,6 +131,10 @@ def prepare(
         "site_bdii": {
             "port": ports["site_bdii"],
             "resource_bdiis": [f"ldap://127.0.0.1:{ports['resource_bdii']}"],
+            # what the bdii_site endpoint publishes: never a loopback name (this host's
+            # FQDN may be "localhost", which the site BDII refuses to publish)
+            "public_hostname": _public_host(),
+            "public_port": ports["site_bdii"],
         },
         "ssm": {
             "protocol": "STOMP",
