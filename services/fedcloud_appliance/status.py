@@ -6,7 +6,9 @@ What it shows (and where it comes from):
   under ``<state_dir>/status/<job>.json`` and the heartbeats next to them;
 - BDII freshness: an anonymous LDAP query of each BDII (entry count and the newest
   ``modifyTimestamp``/``createTimestamp`` below the base);
-- queue depth: the dirq elements of every queue under ``<spool_dir>/outgoing/``;
+- queue depth: the dirq elements of every queue under ``<spool_dir>/outgoing/``; a
+  queue holding messages that nobody sends (not in ``ssm.queues``, or the ssm job
+  disabled) is flagged ``unsent``;
 - cache use: bytes and files under ``image_dir`` (and the free space of its disk).
 
 Nothing here writes: a missing directory is reported as missing, never created.
@@ -214,6 +216,21 @@ def _file_age(path: Path, now: datetime) -> float | None:
         return None
 
 
+def report_dir(state_dirs: Sequence[Path], job: str) -> Path:
+    """The state directory holding the newest run report of ``job`` (the first when none).
+
+    The BDII containers keep their state (and so their run reports and heartbeats) in a
+    volume of their own (``status --reports-from``): a job's report is the newest found.
+    """
+    best, newest = state_dirs[0], None
+    for d in state_dirs:
+        rep = load_report(d, job)
+        when = _parse_time(rep.get("finished")) if rep else None
+        if rep and (newest is None or (when is not None and when > newest)):
+            best, newest = d, when or datetime.min.replace(tzinfo=UTC)
+    return best
+
+
 def collect(
     config: AppConfig,
     now: datetime | None = None,
@@ -221,17 +238,22 @@ def collect(
     bdiis: Sequence[BdiiTarget] | None = None,
     probe: LdapProbe | None = ldap_probe,
     jobs: Sequence[str] | None = None,
+    report_dirs: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (JSON-ready). ``probe=None`` skips the BDIIs."""
+    """Everything ``status`` shows, as plain data (JSON-ready). ``probe=None`` skips the BDIIs.
+
+    ``report_dirs``: more state directories to read run reports from (the BDIIs' volume).
+    """
     now = now or datetime.now(UTC)
     state = config.paths.state_dir
     rows = []
     for spec in registry.jobs():
         if jobs and spec.key not in jobs:
             continue
-        rep = load_report(state, spec.key)
+        where = report_dir([state, *report_dirs], spec.key) if report_dirs else state
+        rep = load_report(where, spec.key)
         interval = spec.interval(config) if spec.interval else 0
-        hb_age = _file_age(heartbeat_path(state, spec.key), now)
+        hb_age = _file_age(heartbeat_path(where, spec.key), now)
         entry: dict[str, Any] = {
             "job": spec.name,
             "key": spec.key,
@@ -253,6 +275,9 @@ def collect(
                 counts=rep.get("counts", {}),
                 errors=len(rep.get("errors", [])),
                 fatal=rep.get("fatal"),
+                nothing_accepted=rep.get("nothing_accepted"),
+                partial_runs=rep.get("partial_runs", 0),
+                max_partial_runs=config.scheduler.max_partial_runs,
             )
         if interval > 0 and rep:
             limit = 2 * interval * 60 + OVERDUE_GRACE
@@ -285,12 +310,16 @@ def collect(
             )
 
     outgoing = config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
+    sent = set(config.ssm.send_queues) if config.scheduler.ssm > 0 else set()
+    queues = queue_depths(Path(outgoing))
+    for row in queues:
+        row["unsent"] = bool(row["elements"]) and row["queue"] not in sent
     return {
         "site": config.site.name,
         "generated": now.replace(microsecond=0).isoformat(),
         "jobs": rows,
         "bdiis": bdii_rows,
-        "queues": {"path": str(outgoing), "queues": queue_depths(Path(outgoing))},
+        "queues": {"path": str(outgoing), "queues": queues, "sent_by_ssm": sorted(sent)},
         "cache": cache_use(Path(config.paths.image_dir)),
     }
 
@@ -306,18 +335,35 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def problems(data: dict[str, Any]) -> list[str]:
-    """What makes the appliance unhealthy: failed or overdue enabled jobs, silent BDIIs."""
+    """What makes the appliance unhealthy: failed or overdue enabled jobs, a last run that
+    accepted nothing, too many partial runs in a row, silent BDIIs, queues nobody sends."""
     out = []
     for j in data["jobs"]:
         if not j["enabled"]:
             continue
+        limit = j.get("max_partial_runs", 0)
         if j["status"] == "failed":
             out.append(f"{j['job']}: last run failed: {j.get('fatal') or '?'}")
+        elif j.get("nothing_accepted"):
+            out.append(f"{j['job']}: last run accepted nothing: {j['nothing_accepted']}")
         elif j["overdue"]:
             out.append(f"{j['job']}: no successful run for more than twice its interval")
+        elif j["status"] == "partial" and limit and j.get("partial_runs", 0) >= limit:
+            out.append(
+                f"{j['job']}: {j['partial_runs']} partial runs in a row (some items keep failing; "
+                "see the run report)"
+            )
     for b in data["bdiis"]:
         if not b["answered"]:
             out.append(f"BDII {b['name']} ({b['url']}): {b['error']}")
+    q = data["queues"]
+    for x in q["queues"]:
+        if x.get("unsent"):
+            why = "not in ssm.queues" if q.get("sent_by_ssm") else "the ssm job is disabled"
+            out.append(
+                f"outgoing queue {x['queue']}: {x['elements']} message(s) that nobody sends "
+                f"({why}): {x['path']}"
+            )
     return out
 
 
@@ -346,6 +392,8 @@ def human_bytes(n: float | None) -> str:
 def job_figures(j: dict[str, Any]) -> str:
     if j.get("fatal"):
         return f"fatal: {j['fatal']}"
+    if j.get("nothing_accepted"):
+        return f"nothing accepted: {j['nothing_accepted']}"
     figures = ", ".join(f"{k}={v}" for k, v in sorted(j.get("counts", {}).items()))
     if j.get("errors"):
         figures += ("; " if figures else "") + f"{j['errors']} error(s)"
@@ -388,6 +436,7 @@ def render_text(data: dict[str, Any]) -> str:
         + (
             ", ".join(
                 f"{x['queue']}={x['elements'] if x['elements'] is not None else '?'}"
+                + (" (nobody sends it)" if x.get("unsent") else "")
                 for x in q["queues"]
             )
             or "none"

@@ -66,7 +66,10 @@ def render_html(data: dict[str, Any]) -> str:
     ]
     q = data["queues"]
     queue_rows = [
-        f'<tr class="queue"><td>{_e(x["queue"])}</td><td>{_e(x["elements"] if x["elements"] is not None else "?")}'
+        f'<tr class="queue" data-unsent="{"yes" if x.get("unsent") else "no"}"><td>{_e(x["queue"])}</td>'
+        f'<td class="{"failed" if x.get("unsent") else ""}">'
+        f"{_e(x['elements'] if x['elements'] is not None else '?')}"
+        f"{' (nobody sends this queue)' if x.get('unsent') else ''}"
         f"</td><td>{_e(x['temporary'])}</td><td>{_e(x['path'])}</td></tr>"
         for x in q["queues"]
     ] or ['<tr><td colspan="4">no queue yet</td></tr>']

@@ -98,6 +98,8 @@ class ImageSync:
             except Exception as exc:  # one source never stops the others
                 log.exception("%s: unexpected error", src.name)
                 report.error(f"{src.name}: unexpected error: {exc!r}")
+        if self.deps.sources and not report.counts["lists_fetched"]:
+            report.nothing_accepted = f"no image list accepted ({len(self.deps.sources)} source(s))"
         report.counts["seconds"] = round(time.monotonic() - t0, 3)
         return report
 

@@ -75,7 +75,7 @@ def run_send(ctx: JobContext) -> RunReport:
             f"server certificate {c.server_cert} does not exist", key="ssm.server_cert"
         )
     root = outgoing_dir(ctx.config)
-    outboxes = [Outbox(root / q, q) for q in c.queues]
+    outboxes = [Outbox(root / q, q) for q in c.send_queues]
     encoder = Encoder(
         c.certificate, c.key, server_cert=c.server_cert, ascii_only=c.ascii_only, timeout=c.timeout
     )

@@ -49,6 +49,8 @@ def write_config(tmp: Path, ssm: dict[str, Any], *, queues: tuple[str, ...] = ("
         "site": {"name": "TEST-SITE"},
         "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
         "ssm": {"queues": list(queues), **ssm},
+        # only what these queues carry is extracted (a type nobody sends is a config error)
+        "accounting": {"storage_records": "storage" in queues},
     }
     p = tmp / "appliance.yaml"
     p.write_text(yaml.safe_dump(cfg))

@@ -28,6 +28,9 @@ class QueueNames(Section):
         return v
 
 
+RECORD_TYPES = ("cloud", "storage", "ip", "accelerator")
+
+
 class AccountingConfig(Section):
     outgoing_dir: Path | None = Field(
         None, description="outgoing queue root; default: <spool_dir>/outgoing"
@@ -79,3 +82,13 @@ class AccountingConfig(Section):
         description="count time a server spent stopped (SHUTOFF), like suspended/shelved/paused time, "
         "as SuspendDuration instead of WallDuration",
     )
+
+    def extracted_queues(self) -> dict[str, str]:
+        """Record type -> queue name, for the record types this config extracts."""
+        enabled = {
+            "cloud": True,
+            "storage": self.storage_records,
+            "ip": self.ip_records,
+            "accelerator": self.accelerator_records,
+        }
+        return {kind: getattr(self.queues, kind) for kind in RECORD_TYPES if enabled[kind]}

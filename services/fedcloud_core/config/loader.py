@@ -7,6 +7,7 @@ line when known) and what is wrong.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .model import AppConfig
 DEFAULT_CONFIG_PATH = Path("/etc/fedcloud-appliance/appliance.yaml")
 CONFIG_ENV = "FEDCLOUD_APPLIANCE_CONFIG"
 ENV_PREFIX = "FEDCLOUD__"
+_NAMED_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_0-9]+)+): (.*)$", re.DOTALL)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -90,6 +92,10 @@ def format_validation_error(
             msg = "required key is missing"
         elif msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
+        if not loc and (named := _NAMED_KEY.match(msg)):
+            # a cross-section check of the model names its key at the start of the message
+            key, msg = named.group(1), named.group(2)
+            loc = tuple(key.split("."))
         line = None
         if lines:
             for n in range(len(loc), 0, -1):

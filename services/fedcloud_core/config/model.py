@@ -63,7 +63,40 @@ class AppConfig(Section):
                 raise ValueError(
                     f"images subscription '{sub.name}' names VO '{sub.vo}', which is not in 'vos'"
                 )
+        self._ssm_queues()
         return self
+
+    def _ssm_queues(self) -> None:
+        """Default ``ssm.queues`` to the extracted record types' queues; refuse a queue nobody sends."""
+        extracted = self.accounting.extracted_queues()
+        if self.ssm.queues is None:
+            self.ssm.queues = list(dict.fromkeys(extracted.values()))
+            try:
+                self.ssm.check_topics(self.ssm.queues)
+            except ValueError as exc:
+                kinds = [
+                    f"accounting.{k}_records"
+                    for k, q in extracted.items()
+                    if k != "cloud" and q not in self.ssm.ams_topics
+                ]
+                off = f", or set {' and '.join(kinds)} to false" if kinds else ""
+                raise ValueError(
+                    f"ssm.ams_topics: {exc} (ssm.queues defaults to the queues of the record types "
+                    f"the accounting job extracts): add the topic{off}"
+                ) from None
+            return
+        if self.scheduler.ssm <= 0 or self.scheduler.accounting <= 0:
+            return  # nothing extracted here, or another sender empties the queues
+        unsent = {k: q for k, q in extracted.items() if q not in self.ssm.queues}
+        if unsent:
+            what = ", ".join(f"{k} records into queue '{q}'" for k, q in unsent.items())
+            kinds = ", ".join(f"accounting.{k}_records" for k in unsent if k != "cloud")
+            raise ValueError(
+                f"ssm.queues: the accounting job extracts {what}, which ssm.queues "
+                f"({', '.join(self.ssm.queues) or 'empty'}) does not send: the queue would grow "
+                f"forever. Add it to ssm.queues, or leave ssm.queues out (default: every extracted "
+                f"type){', or set ' + kinds + ' to false' if kinds else ''}"
+            )
 
     def project_vo(self) -> dict[str, str]:
         """project id/name -> VO."""

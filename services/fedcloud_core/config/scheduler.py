@@ -14,3 +14,9 @@ class SchedulerConfig(Section):
     ssm: int = Field(360, ge=0, description="ssm send every N minutes")
     images: int = Field(240, ge=0, description="images sync every N minutes")
     jitter: int = Field(30, ge=0, description="random start delay in seconds, to spread load")
+    max_partial_runs: int = Field(
+        3,
+        ge=0,
+        description="'status --check' reports a job unhealthy after this many partial runs "
+        "(some items failed) in a row; 0: never",
+    )

@@ -51,9 +51,12 @@ class SsmConfig(Section):
         description="CA directory (hashed, 'openssl rehash'): verifies the broker / AMS certificate",
     )
     server_cert: Path | None = Field(None, description="encrypt messages to this certificate")
-    queues: list[str] = Field(
-        default_factory=lambda: ["cloud"],
-        description="outgoing queue names (directories) under <spool_dir>/outgoing, sent in this order",
+    queues: list[str] | None = Field(
+        None,
+        description="outgoing queue names (directories) under <spool_dir>/outgoing, sent in this order; "
+        "default: the queues of the record types the accounting job extracts (accounting.queues of "
+        "cloud, and of storage/ip/accelerator when enabled)",
+        examples=[["cloud", "storage"]],
     )
     timeout: float = Field(60.0, gt=0, description="seconds to wait for a receipt / HTTP answer")
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
@@ -77,7 +80,9 @@ class SsmConfig(Section):
 
     @field_validator("queues")
     @classmethod
-    def _queue_names(cls, v: list[str]) -> list[str]:
+    def _queue_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
         for name in v:
             if not name or "/" in name or name in (".", ".."):
                 raise ValueError(f"a queue name is one directory name, not {name!r}")
@@ -87,10 +92,20 @@ class SsmConfig(Section):
 
     @model_validator(mode="after")
     def _topics_for_queues(self) -> SsmConfig:
+        # the default queues are derived in AppConfig (from the accounting record types)
+        if self.queues is not None:
+            self.check_topics(self.queues)
+        return self
+
+    def check_topics(self, queues: list[str]) -> None:
         if self.protocol == "AMS":
-            missing = [q for q in self.queues if q not in self.ams_topics]
+            missing = [q for q in queues if q not in self.ams_topics]
             if missing:
                 raise ValueError(
                     f"protocol AMS: no topic in 'ams_topics' for queue(s) {', '.join(missing)}"
                 )
-        return self
+
+    @property
+    def send_queues(self) -> list[str]:
+        """The queues to send (set by AppConfig from the record types when not configured)."""
+        return list(self.queues) if self.queues is not None else ["cloud"]

@@ -140,6 +140,7 @@ def make_config(tmp: Path, **accounting: Any) -> AppConfig:
             "vos": {"ops": {"projects": [P1]}, "fedcloud.egi.eu": {"projects": [P2]}},
             "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
             "accounting": accounting,
+            "ssm": {"protocol": "STOMP"},  # any record type may be queued (AMS needs topics)
         }
     )
 

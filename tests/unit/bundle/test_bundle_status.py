@@ -173,3 +173,70 @@ def test_ldap_time_parsing():
     assert status._ldap_time("garbage") is None
     assert status.human_bytes(1536) == "1.5 KiB"
     assert status.human_age(7200) == "2.0h"
+
+
+def test_partial_runs_in_a_row_become_unhealthy_and_an_ok_run_resets(cfg):
+    state = cfg.paths.state_dir
+    assert cfg.scheduler.max_partial_runs == 3
+
+    def run(errors: list[str]) -> list[str]:
+        store_report(state, _report("accounting-extract", NOW, errors=errors))
+        return status.problems(status.collect(cfg, NOW, probe=None, jobs=["accounting-extract"]))
+
+    assert run(["server x: record set aside"]) == []
+    assert run(["server x: record set aside"]) == []
+    assert run(["server x: record set aside"]) == [
+        "accounting extract: 3 partial runs in a row (some items keep failing; see the run report)"
+    ]
+    assert status.load_report(state, "accounting-extract")["partial_runs"] == 3
+    assert run([]) == []
+    assert status.load_report(state, "accounting-extract")["partial_runs"] == 0
+    assert run(["again"]) == []
+
+
+def test_partial_run_limit_is_configurable(tmp_path):
+    text = f"site: {{name: X}}\npaths: {{state_dir: {tmp_path}/state}}\nscheduler: {{max_partial_runs: 1}}\n"
+    cfg = parse_config(text, source="test", environ={})
+    store_report(cfg.paths.state_dir, _report("ssm-send", NOW, errors=["message set aside"]))
+    probs = status.problems(status.collect(cfg, NOW, probe=None, jobs=["ssm-send"]))
+    assert probs == [
+        "ssm send: 1 partial runs in a row (some items keep failing; see the run report)"
+    ]
+
+
+def test_queue_with_messages_that_nobody_sends_is_flagged(tmp_path):
+    text = f"""
+site: {{name: DEMO-SITE}}
+paths: {{state_dir: {tmp_path}/state, spool_dir: {tmp_path}/spool}}
+accounting: {{ip_records: true}}
+ssm: {{queues: [cloud, storage, ip], ams_topics: {{cloud: c, storage: s, ip: i}}}}
+"""
+    cfg = parse_config(text, source="test", environ={})
+    out = tmp_path / "spool" / "outgoing"
+    for name, n in (("cloud", 2), ("storage", 1), ("accelerator", 4), ("old", 0)):
+        q = QueueSimple(str(out / name))
+        for i in range(n):
+            q.add(f"m{i}")
+    data = status.collect(cfg, NOW, probe=None, jobs=[])
+    rows = {r["queue"]: r for r in data["queues"]["queues"]}
+    assert {k for k, r in rows.items() if r["unsent"]} == {"accelerator"}
+    assert status.problems(data) == [
+        f"outgoing queue accelerator: 4 message(s) that nobody sends (not in ssm.queues): "
+        f"{out / 'accelerator'}"
+    ]
+    assert "accelerator=4 (nobody sends it)" in status.render_text(data)
+    from fedcloud_appliance import web
+
+    page = web.render_html(data)
+    assert 'data-unsent="yes"><td>accelerator</td>' in page
+    assert "(nobody sends this queue)" in page
+
+    # the ssm job disabled: every queue with messages is unsent
+    cfg.scheduler.ssm = 0
+    data = status.collect(cfg, NOW, probe=None, jobs=[])
+    assert {r["queue"] for r in data["queues"]["queues"] if r["unsent"]} == {
+        "cloud",
+        "storage",
+        "accelerator",
+    }
+    assert "the ssm job is disabled" in status.problems(data)[0]

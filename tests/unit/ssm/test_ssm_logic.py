@@ -316,6 +316,55 @@ def test_ams_queue_without_topic_is_a_config_error():
         parse_config(text, environ={})
 
 
+@pytest.mark.parametrize(
+    ("accounting", "ssm", "queues"),
+    [
+        ("{}", "{}", ["cloud", "storage"]),
+        ("{storage_records: false}", "{}", ["cloud"]),
+        ("{ip_records: true}", "{protocol: STOMP}", ["cloud", "storage", "ip"]),
+        ("{queues: {storage: star}}", "{protocol: STOMP}", ["cloud", "star"]),
+        ("{}", "{protocol: STOMP, queues: [cloud, storage, extra]}", ["cloud", "storage", "extra"]),
+    ],
+)
+def test_ssm_queues_default_to_the_extracted_record_types(accounting, ssm, queues):
+    cfg = parse_config(f"site: {{name: X}}\naccounting: {accounting}\nssm: {ssm}\n", environ={})
+    assert cfg.ssm.queues == queues
+    assert cfg.ssm.send_queues == queues
+
+
+def test_derived_queue_without_an_ams_topic_names_the_key():
+    text = "site: {name: X}\naccounting: {accelerator_records: true}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="a.yaml", environ={})
+    assert str(err.value) == (
+        "a.yaml: ssm.ams_topics: protocol AMS: no topic in 'ams_topics' for queue(s) accelerator "
+        "(ssm.queues defaults to the queues of the record types the accounting job extracts): add "
+        "the topic, or set accounting.accelerator_records to false"
+    )
+
+
+def test_config_check_refuses_an_extracted_type_whose_queue_nobody_sends(tmp_path, capsys):
+    path = tmp_path / "appliance.yaml"
+    path.write_text("site: {name: X}\nssm:\n  protocol: STOMP\n  queues: [cloud]\n")
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4: ssm.queues: the accounting job extracts storage records into queue " in err
+    assert "'storage', which ssm.queues (cloud) does not send" in err
+    assert "accounting.storage_records to false" in err
+    # no mismatch when the ssm job (or the accounting job) does not run here
+    for off in ("ssm", "accounting"):
+        path.write_text(
+            f"site: {{name: X}}\nsite_bdii: {{public_hostname: bdii.example.org}}\n"
+            f"scheduler: {{{off}: 0}}\nssm: {{protocol: STOMP, queues: [cloud]}}\n"
+        )
+        assert main(["config", "check", "--config", str(path)]) == 0
+    path.write_text(
+        "site: {name: X}\nsite_bdii: {public_hostname: bdii.example.org}\n"
+        "accounting: {storage_records: false}\nssm: {protocol: STOMP, queues: [cloud]}\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 0
+
+
 def test_import_stomp_sender_cfg():
     frag = convert(FIXTURES / "sender.cfg")
     assert frag["ssm"] == {
@@ -341,6 +390,10 @@ def test_import_ams_sender_cfg_leaves_the_token_out(tmp_path, capsys):
     data = yaml.safe_load(text)
     assert data["ssm"]["protocol"] == "AMS"
     assert data["ssm"]["ams_topics"] == {"cloud": "eu-egi-cloud-accounting"}
+    with pytest.raises(ConfigError, match="no topic in 'ams_topics' for queue\\(s\\) storage"):
+        # storage records are extracted by default and this sender.cfg had no topic for them
+        parse_config(yaml.safe_dump({"site": {"name": "X"}, **dict(data.items())}), environ={})
+    data["accounting"] = {"storage_records": False}
     cfg = parse_config(yaml.safe_dump({"site": {"name": "X"}, **dict(data.items())}), environ={})
     assert cfg.ssm.host == "msg-devel.example.net"
     assert cfg.paths.spool_dir == Path("/var/spool/apel")
