@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = "/etc/fedcloud-appliance"
 CONFIG_FILE = f"{CONFIG_DIR}/appliance.yaml"
 GRID_SECURITY = "/etc/grid-security"
+CA_DIR = f"{GRID_SECURITY}/certificates"
 JOB_UID_GID = "10001:10001"
 
 #: named volumes of the bundle (compose/docker-compose.yml) -> where they are mounted
@@ -53,6 +54,7 @@ class JobMounts:
     command: tuple[str, ...]
     volumes: tuple[str, ...]
     grid_security: bool
+    ca_only: bool = False  # only the CA directory of grid_security, not the host key/certificate
 
 
 #: the jobs cron can run one-shot (the BDIIs are long-running slapd containers)
@@ -60,7 +62,7 @@ JOBS: dict[str, JobMounts] = {
     "cloud-info": JobMounts(("cloud-info",), ("state",), False),
     "accounting-extract": JobMounts(("accounting", "extract"), ("state", "spool"), False),
     "ssm-send": JobMounts(("ssm", "send"), ("state", "spool"), True),
-    "images-sync": JobMounts(("images", "sync"), ("state", "images"), True),
+    "images-sync": JobMounts(("images", "sync"), ("state", "images"), True, ca_only=True),
 }
 ALIASES = {"accounting": "accounting-extract", "ssm": "ssm-send", "images": "images-sync"}
 
@@ -122,7 +124,10 @@ def container_spec(
     key = job_key(job)
     jm = JOBS[key]
     mounts = [Mount(target=CONFIG_DIR, source=settings.config_dir, type="bind", read_only=True)]
-    if jm.grid_security:
+    if jm.grid_security and jm.ca_only:
+        source = str(Path(settings.grid_security) / "certificates")
+        mounts.append(Mount(target=CA_DIR, source=source, type="bind", read_only=True))
+    elif jm.grid_security:
         mounts.append(
             Mount(target=GRID_SECURITY, source=settings.grid_security, type="bind", read_only=True)
         )

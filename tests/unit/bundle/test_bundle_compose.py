@@ -82,6 +82,13 @@ def test_oneshot_services_match_the_cron_oneshot():
         assert svc["command"][1:] == spec["command"][1:]
 
 
+def test_images_job_sees_the_cas_but_not_the_host_key():
+    """Images are untrusted input (issue 18): the images job mounts the CA directory only."""
+    vols = SERVICES["images"]["volumes"]
+    assert "/etc/grid-security/certificates:/etc/grid-security/certificates:ro" in vols
+    assert not [v for v in vols if v.split(":")[1] == "/etc/grid-security"]
+
+
 def test_named_volumes_share_the_oneshot_prefix():
     for vol in ("state", "spool", "images"):
         assert COMPOSE["volumes"][vol]["name"] == "${FEDCLOUD_VOLUME_PREFIX:-fedcloud}-" + vol

@@ -54,15 +54,21 @@ def test_accounting_spec_volumes_user_readonly():
     [
         ("cloud-info", {"/var/lib/fedcloud-appliance"}, False),
         ("ssm send", {"/var/lib/fedcloud-appliance", "/var/spool/apel"}, True),
-        ("images-sync", {"/var/lib/fedcloud-appliance", "/image_data"}, True),
+        ("images-sync", {"/var/lib/fedcloud-appliance", "/image_data"}, "ca"),
     ],
 )
 def test_each_job_gets_only_what_it_needs(job, volumes, certs):
     m = _mounts(oneshot.container_spec(job, oneshot.OneshotSettings()))
     assert {t for t, x in m.items() if x["Type"] == "volume"} == volumes
-    assert ("/etc/grid-security" in m) is certs
-    if certs:
+    assert ("/etc/grid-security" in m) is (certs is True)
+    if certs is True:
         assert m["/etc/grid-security"]["ReadOnly"] is True
+    # images-sync handles untrusted images: the CA directory only, never the host key
+    assert ("/etc/grid-security/certificates" in m) is (certs == "ca")
+    if certs == "ca":
+        ca = m["/etc/grid-security/certificates"]
+        assert ca["ReadOnly"] is True
+        assert ca["Source"] == "/etc/grid-security/certificates"
 
 
 def test_network_and_extra_args():
