@@ -170,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-bdii", action="store_true", help="do not query the BDIIs")
     p.add_argument(
+        "--reports-from",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        default=[],
+        help="also read run reports and heartbeats from DIR/status, the newest winning "
+        "(repeatable; the BDII containers keep theirs in a volume of their own)",
+    )
+    p.add_argument(
         "--jobs",
         nargs="+",
         metavar="JOB",
@@ -207,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--volume-prefix",
-        help="named volumes are PREFIX-state, -spool, -images (default: fedcloud)",
+        help="named volumes are PREFIX-state, -infosys, -spool, -images (default: fedcloud)",
     )
     p.add_argument(
         "--network", help="'host' or a Docker network name (default: the engine's bridge)"
@@ -335,7 +344,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     probe = None if args.no_bdii else status.ldap_probe
 
     def collect() -> dict[str, Any]:
-        return status.collect(cfg, bdiis=bdiis, probe=probe, jobs=args.jobs)
+        return status.collect(
+            cfg, bdiis=bdiis, probe=probe, jobs=args.jobs, report_dirs=args.reports_from
+        )
 
     if listen:
         web.serve(listen, collect)

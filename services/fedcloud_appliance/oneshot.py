@@ -39,9 +39,12 @@ GRID_SECURITY = "/etc/grid-security"
 CA_DIR = f"{GRID_SECURITY}/certificates"
 JOB_UID_GID = "10001:10001"
 
-#: named volumes of the bundle (compose/docker-compose.yml) -> where they are mounted
+#: named volumes of the bundle (compose/docker-compose.yml) -> where they are mounted; the
+#: BDIIs' own volume (bdii) is never mounted by a job, and infosys (the snapshot the resource
+#: BDII reads) sits on its own volume inside the state directory
 VOLUME_TARGETS = {
     "state": "/var/lib/fedcloud-appliance",
+    "infosys": "/var/lib/fedcloud-appliance/cloud-info",
     "spool": "/var/spool/apel",
     "images": "/image_data",
 }
@@ -59,7 +62,7 @@ class JobMounts:
 
 #: the jobs cron can run one-shot (the BDIIs are long-running slapd containers)
 JOBS: dict[str, JobMounts] = {
-    "cloud-info": JobMounts(("cloud-info",), ("state",), False),
+    "cloud-info": JobMounts(("cloud-info",), ("state", "infosys"), False),
     "accounting-extract": JobMounts(("accounting", "extract"), ("state", "spool"), False),
     "ssm-send": JobMounts(("ssm", "send"), ("state", "spool"), True),
     "images-sync": JobMounts(("images", "sync"), ("state", "images"), True, ca_only=True),

@@ -243,6 +243,8 @@ def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
                 f"{b.prefix}-state",
                 f"{b.prefix}-spool",
                 f"{b.prefix}-images",
+                f"{b.prefix}-infosys",
+                f"{b.prefix}-bdii",
             ],
             check=False,
         )

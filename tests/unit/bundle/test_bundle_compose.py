@@ -90,7 +90,7 @@ def test_images_job_sees_the_cas_but_not_the_host_key():
 
 
 def test_named_volumes_share_the_oneshot_prefix():
-    for vol in ("state", "spool", "images"):
+    for vol in ("state", "spool", "images", "infosys", "bdii"):
         assert COMPOSE["volumes"][vol]["name"] == "${FEDCLOUD_VOLUME_PREFIX:-fedcloud}-" + vol
 
 

@@ -52,7 +52,11 @@ def test_accounting_spec_volumes_user_readonly():
 @pytest.mark.parametrize(
     ("job", "volumes", "certs"),
     [
-        ("cloud-info", {"/var/lib/fedcloud-appliance"}, False),
+        (
+            "cloud-info",
+            {"/var/lib/fedcloud-appliance", "/var/lib/fedcloud-appliance/cloud-info"},
+            False,
+        ),
         ("ssm send", {"/var/lib/fedcloud-appliance", "/var/spool/apel"}, True),
         ("images-sync", {"/var/lib/fedcloud-appliance", "/image_data"}, "ca"),
     ],
