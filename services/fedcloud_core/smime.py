@@ -179,6 +179,10 @@ def verify(
 
 def _reason(detail: str) -> str:
     lowered = detail.lower()
+    if "certificate revoked" in lowered:
+        return "the signer certificate is revoked (CRL in the CA directory)"
+    if "unable to get certificate crl" in lowered:
+        return "no CRL for the signer's CA in the CA directory (CRL checking is on)"
     if (
         "digest failure" in lowered
         or "content verify error" in lowered

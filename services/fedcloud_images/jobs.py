@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def build_sources(cfg: AppConfig, http: Any) -> list[Any]:
             timeout=timeout,
             max_bytes=ic.max_list_bytes,
             crl_check=ic.crl_check,
+            max_age=timedelta(days=ic.max_list_age_days),
             workdir=str(workdir),
         )
         for s in ic.subscriptions

@@ -3,27 +3,63 @@
 The signature is checked by openssl (detached, opaque or CMS S/MIME; chain to the
 configured CA directory; ``-purpose any`` so host certificates without the
 emailProtection usage are accepted). The signer must be the list's declared
-endorser (``hv:dn`` / ``hv:ca``) and the endorser configured for the subscription.
+endorser (``hv:dn`` / ``hv:ca``) and the endorser configured for the subscription: the DN
+strings are read into RDN sequences and compared with the signer certificate's own names
+(:mod:`fedcloud_core.x509names`), never as printed text, which is ambiguous. CRLs are checked
+when the CA directory has them (unless ``crl_check`` says otherwise), and a list without an
+expiry date is refused once older than the configured maximum age.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from fedcloud_core import smime
+from fedcloud_core.x509names import AmbiguousDN, same_name, slash_form_is_faithful
 
 from .errors import ListRejected
+
+# CRLs as fetch-crl / openssl rehash leave them in a CA directory: <hash>.r<n>, or *.crl
+_CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r\d+$")
 
 
 @dataclass(frozen=True)
 class TrustedContent:
     content: bytes
-    signer_dn: str
+    signer_dn: str  # for messages; matching uses the names below
     issuer_dn: str
+    subject: x509.Name
+    issuer: x509.Name
+
+
+def capath_has_crls(capath: Path) -> bool:
+    """Whether the CA directory holds CRLs (then ``crl_check`` defaults to on)."""
+    try:
+        return any(
+            _CRL_NAME.match(p.name) or p.name.endswith(".crl") for p in Path(capath).iterdir()
+        )
+    except OSError:
+        return False
+
+
+def _names(source: str, what: str, dn: str, ca: str, signed: TrustedContent) -> bool:
+    """Do ``dn`` / ``ca`` name the signer and its issuer (RDN by RDN, OID and value)?"""
+    try:
+        return same_name(dn, signed.subject) and same_name(ca, signed.issuer)
+    except AmbiguousDN as exc:
+        raise ListRejected(source, f"{what}: {exc}") from None
+
+
+def _unnameable(signed: TrustedContent) -> str:
+    if not slash_form_is_faithful(signed.subject):
+        return "; the signer's DN has a value containing '/KEY=' and cannot be named in /K=V form"
+    return ""
 
 
 def verify_signature(
@@ -33,36 +69,42 @@ def verify_signature(
     endorser_dn: str,
     endorser_ca: str,
     capath: Path,
-    crl_check: bool = False,
+    crl_check: bool | None = None,
     workdir: str | None = None,
 ) -> TrustedContent:
-    """Check the S/MIME signature and that the signer is the configured endorser."""
+    """Check the S/MIME signature and that the signer is the configured endorser.
+
+    ``crl_check`` None: on when ``capath`` holds CRLs."""
+    if crl_check is None:
+        crl_check = capath_has_crls(capath)
     try:
         v = smime.verify(raw, capath=capath, purpose_any=True, crl_check=crl_check, workdir=workdir)
     except smime.SmimeError as exc:
         raise ListRejected(source, str(exc)) from None
-    if not (smime.same_dn(v.signer_dn, endorser_dn) and smime.same_dn(v.issuer_dn, endorser_ca)):
+    cert = x509.load_pem_x509_certificate(v.signer_pem)
+    signed = TrustedContent(v.content, v.signer_dn, v.issuer_dn, cert.subject, cert.issuer)
+    if not _names(source, "the configured endorser", endorser_dn, endorser_ca, signed):
         raise ListRejected(
             source,
             f"signed by {v.signer_dn} (issuer {v.issuer_dn}), not by the configured endorser "
-            f"{endorser_dn} (issuer {endorser_ca})",
+            f"{endorser_dn} (issuer {endorser_ca}){_unnameable(signed)}",
         )
-    return TrustedContent(v.content, v.signer_dn, v.issuer_dn)
+    return signed
 
 
 def check_declared_endorser(source: str, doc: dict[str, Any], signed: TrustedContent) -> None:
     """The list's ``hv:endorser`` must name the certificate that signed it."""
-    x509 = ((doc.get("hv:endorser") or {}).get("hv:x509")) or {}
-    dn, ca = x509.get("hv:dn"), x509.get("hv:ca")
+    decl = ((doc.get("hv:endorser") or {}).get("hv:x509")) or {}
+    dn, ca = decl.get("hv:dn"), decl.get("hv:ca")
     if not isinstance(dn, str) or not isinstance(ca, str):
         raise ListRejected(
             source, "the list declares no endorser (hv:endorser/hv:x509 hv:dn, hv:ca)"
         )
-    if not smime.same_dn(dn, signed.signer_dn) or not smime.same_dn(ca, signed.issuer_dn):
+    if not _names(source, "the list's hv:dn/hv:ca", dn, ca, signed):
         raise ListRejected(
             source,
             f"the list declares endorser {dn} (issuer {ca}) but was signed by "
-            f"{signed.signer_dn} (issuer {signed.issuer_dn})",
+            f"{signed.signer_dn} (issuer {signed.issuer_dn}){_unnameable(signed)}",
         )
 
 
@@ -81,6 +123,27 @@ def check_not_expired(source: str, expires: datetime | None, now: datetime | Non
     now = now or datetime.now(UTC)
     if expires is not None and expires <= now:
         raise ListRejected(source, f"the list expired on {expires.isoformat()}")
+
+
+def check_age(
+    source: str,
+    expires: datetime | None,
+    created: datetime | None,
+    max_age: timedelta | None,
+    now: datetime | None = None,
+) -> None:
+    """A list without ``dc:date:expires`` is valid ``max_age`` after its ``dc:date:created``."""
+    if expires is not None or max_age is None:
+        return
+    if created is None:
+        raise ListRejected(source, "the list has neither dc:date:expires nor dc:date:created")
+    now = now or datetime.now(UTC)
+    if created + max_age <= now:
+        raise ListRejected(
+            source,
+            f"the list has no dc:date:expires and was created on {created.isoformat()}, "
+            f"more than images.max_list_age_days={max_age / timedelta(days=1):g} ago",
+        )
 
 
 def version_key(version: str) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from ..x509names import parse_dn
 from .base import Section
 
 _NAME = r"^[A-Za-z0-9._-]+$"
@@ -59,6 +60,12 @@ class Subscription(_Target):
         description="expected signer issuer DN",
         examples=["/DC=ORG/DC=SEE-GRID/CN=SEE-GRID CA 2013"],
     )
+
+    @field_validator("endorser_dn", "endorser_ca")
+    @classmethod
+    def _readable_dn(cls, v: str) -> str:
+        parse_dn(v)  # AmbiguousDN (a ValueError) names what cannot be read for certain
+        return v
 
 
 class RegistrySource(_Target):

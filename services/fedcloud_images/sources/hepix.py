@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from fedcloud_core.logs import register_secret
 from ..errors import ListRejected
 from ..model import ImageEntry, ImageList
 from ..verify import (
+    check_age,
     check_declared_endorser,
     check_not_expired,
     parse_time,
@@ -46,7 +47,8 @@ class HepixSource:
         capath: Path,
         timeout: tuple[float, float],
         max_bytes: int = 16 * 1024 * 1024,
-        crl_check: bool = False,
+        crl_check: bool | None = None,
+        max_age: timedelta | None = timedelta(days=30),
         workdir: str | None = None,
         now: Callable[[], datetime] | None = None,
     ):
@@ -56,7 +58,8 @@ class HepixSource:
         self._capath = capath
         self._timeout = timeout
         self._max = max_bytes
-        self._crl = crl_check
+        self._crl = crl_check  # None: on when capath holds CRLs
+        self._max_age = max_age
         self._workdir = workdir
         self._now = now or (lambda: datetime.now(UTC))
 
@@ -98,6 +101,11 @@ class HepixSource:
         check_declared_endorser(self.name, lst, signed)
         image_list = parse_imagelist(self.name, lst, signed.content)
         check_not_expired(self.name, image_list.expires, self._now())
+        try:
+            created = parse_time(lst.get("dc:date:created"))
+        except ValueError as exc:
+            raise ListRejected(self.name, f"dc:date:created: {exc}") from None
+        check_age(self.name, image_list.expires, created, self._max_age, self._now())
         return image_list
 
 
