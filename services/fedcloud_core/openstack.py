@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from keystoneauth1 import loading, session
 
+from . import oidc
 from .config.openstack import OpenStackConfig
 from .errors import ConfigError
 from .logs import register_secret
@@ -96,7 +97,7 @@ def _normalise_auth_type(raw: str | None, auth: Mapping[str, Any], source: str) 
     if raw is None:
         if "application_credential_id" in auth or "application_credential_name" in auth:
             raw = "v3applicationcredential"
-        elif "access_token" in auth:
+        elif "access_token" in auth or "identity_provider" in auth:
             raw = "v3oidcaccesstoken"
         elif "token" in auth and "password" not in auth:
             raw = "v3token"
@@ -195,6 +196,9 @@ def _plugin_options(auth_type: str, auth: Mapping[str, Any]) -> dict[str, Any]:
 def make_session(cfg: OpenStackConfig, environ: Mapping[str, str] | None = None) -> session.Session:
     """A keystoneauth1 session for all clients (Nova, Glance, Keystone, ...). No I/O here."""
     settings = resolve_cloud(cfg, environ)
+    source = oidc.token_source(cfg.oidc, verify=settings.verify)
+    if source is not None:
+        return _refreshing_session(cfg, settings, source)
     opts = _plugin_options(settings.auth_type, settings.auth)
     try:
         plugin: Any = loading.get_plugin_loader(settings.auth_type).load_from_options(**opts)
@@ -202,6 +206,28 @@ def make_session(cfg: OpenStackConfig, environ: Mapping[str, str] | None = None)
         raise ConfigError(
             f"{settings.source}: invalid {settings.auth_type} options: {exc}"
         ) from None
+    return session.Session(
+        auth=plugin, verify=settings.verify, cert=settings.cert, timeout=cfg.timeout
+    )
+
+
+def _refreshing_session(
+    cfg: OpenStackConfig, settings: CloudSettings, source: oidc.AccessTokenSource
+) -> session.Session:
+    """A session whose v3oidcaccesstoken login asks ``source`` for each access token."""
+    if settings.auth_type != "v3oidcaccesstoken":
+        raise ConfigError(
+            f"a refresh token or token command is configured, but {settings.source} uses "
+            f"auth_type {settings.auth_type}: use v3oidcaccesstoken (with identity_provider "
+            "and protocol, no access_token)",
+            key="openstack.oidc",
+        )
+    auth = {k: v for k, v in settings.auth.items() if k != "access_token"}
+    opts = _plugin_options(settings.auth_type, auth)
+    try:
+        plugin = oidc.RefreshingOidcAccessToken(token_source=source, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"{settings.source}: invalid v3oidcaccesstoken options: {exc}") from None
     return session.Session(
         auth=plugin, verify=settings.verify, cert=settings.cert, timeout=cfg.timeout
     )
