@@ -348,7 +348,7 @@ def _run_all(
 # without an earlier answer costs
 REUSABLE = {
     "flavor_access": "private flavor {} is left out of this snapshot",
-    "members": "shared image {} is published only to its owner's project",
+    "members": "shared image {} is published at most to its owner's project",
     "quotas": "the share of project {} has unknown limits",
     "servers": "the share of project {} has no server counts",
 }
@@ -380,6 +380,8 @@ def _reuse_previous(
             current.items[key] = Remembered(results[key], stamp)
             continue
         old = memory.get(key)
+        if old is not None and not _same_shape(call, old.value):
+            old = None  # not what this call returns (a damaged file): never guess
         if old is None or isinstance(failures.get(key), PermanentError):
             why = "no earlier answer" if old is None else "a permanent error"
             report.warn(f"{call} of {item}: {why}, nothing reused: {REUSABLE[call].format(item)}")
@@ -392,6 +394,16 @@ def _reuse_previous(
         report.count("items_reused", len(reused))
         report.details["items_reused"] = reused
     memory.replace(current)
+
+
+def _same_shape(call: str, value: Any) -> bool:
+    """Is ``value`` what ``call`` returns: project ids, or counts by name?"""
+    if call in ("flavor_access", "members"):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in value.items()
+    )
 
 
 # ----------------------------------------------------------------------------- items

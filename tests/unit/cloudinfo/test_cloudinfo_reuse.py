@@ -194,3 +194,19 @@ def test_dry_run_does_not_write_the_items_file(tmp_path: Path, capsys) -> None:
     assert _run(tmp_path, FakeSource(), dry_run=True).status is RunStatus.DRY_RUN
     capsys.readouterr()
     assert not snapshot.items_path(_cfg(tmp_path)).exists()
+
+
+def test_a_remembered_answer_of_the_wrong_shape_is_never_used(tmp_path: Path) -> None:
+    _run(tmp_path, FakeSource())
+    path = snapshot.items_path(_cfg(tmp_path))
+    doc = json.loads(path.read_text())
+    doc["calls"]["flavor_access"]["f2"]["value"] = "p-fc"  # a string, not a list
+    doc["calls"]["quotas"]["p-ops"]["value"] = ["10"]  # a list, not counts
+    path.write_text(json.dumps(doc))
+    broken = FakeSource()
+    broken.fail |= {("flavor_projects", "f2"), ("quotas", "p-ops")}
+    report = _run(tmp_path, broken, minutes=10)
+    assert report.status is RunStatus.PARTIAL
+    assert any("flavor_access of f2: no earlier answer" in w for w in report.warnings)
+    assert any("quotas of p-ops: no earlier answer" in w for w in report.warnings)
+    assert not _has(_snapshot(tmp_path), FLAVOR_DN)
