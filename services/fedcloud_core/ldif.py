@@ -1,8 +1,10 @@
 """LDIF (RFC 2849) entries: the hand-off format between renderers, BDIIs and slapd.
 
 An :class:`Entry` is a DN plus attributes (name -> list of values, order kept).
-:func:`render` writes valid LDIF (base64 for unsafe values, lines folded at 76);
-:func:`parse` reads it back (unfolding, base64, comments).
+:func:`render` writes valid LDIF (base64 for every value that is not plain printable
+ASCII, lines folded at 76); :func:`parse` reads it back (lines end at LF or CRLF only,
+unfolding, base64, comments). Values are untrusted (image names, properties): whatever
+they hold, one entry renders and parses back as exactly that entry.
 """
 
 from __future__ import annotations
