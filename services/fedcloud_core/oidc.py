@@ -198,7 +198,7 @@ class TokenCommand:
         try:
             proc = self._run(self.argv, timeout=self.timeout)
         except ToolError as exc:
-            raise OidcRefused(f"openstack.oidc.token_command: {redact(str(exc))}") from None
+            raise OidcRefused(f"openstack.oidc.token_command: {exc}") from None
         lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
         token = lines[0].strip() if lines else ""
         if not token:
