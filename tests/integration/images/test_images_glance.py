@@ -322,3 +322,88 @@ def test_registry_source_into_glance(site: Site) -> None:
         report, counter = site.run()
         assert counter.writes == []
         assert report.counts["images_unchanged"] == 1
+
+
+def test_an_image_spoofed_by_another_project_is_never_managed(
+    site: Site, testbed: Any, seed: dict[str, Any]
+) -> None:
+    """A project member pre-creates an image with the replicator's tag and properties (the right
+    image_hash included): the sync must not share, rename or retire it, and must upload its own."""
+    import io
+
+    files = site.tmp / "files"
+    files.mkdir()
+    disk = make_disk(files / "a.qcow2", seed=f"spoof-{site.ns}")
+    site.server.put(f"/{site.ns}/{disk.name}", disk.read_bytes())
+    base = site.server.url(f"/{site.ns}/")
+    digest = "sha512:" + hashlib.sha512(disk.read_bytes()).hexdigest()
+    site.images_cfg["subscriptions"] = [_subscription(site)]
+
+    attacker = seed["users"]["alice"]
+    sess = testbed.session("alice", attacker["password"], "unmapped")
+    evil = testbed.glance(sess)
+    spoof = evil.images.create(
+        name="official looking",
+        disk_format="qcow2",
+        container_format="bare",
+        visibility="shared",
+        tags=[site.tag],
+        image_list=f"list-{site.ns}",
+        appdb_id="img-a",
+        image_hash=digest,
+    )
+    owner = seed["projects"]["unmapped"]["id"]
+    try:
+        bad = make_disk(files / "evil.qcow2", seed=f"evil-{site.ns}").read_bytes()
+        evil.images.upload(spoof["id"], io.BytesIO(bad))
+        before = dict(evil.images.get(spoof["id"]))
+        assert before["owner"] == owner
+        assert before["status"] == "active"
+
+        # the list names img-a, and a second run drops it: the spoof is never touched
+        _publish(site, [image_desc("img-a", disk, base)], version="20260101000000")
+        report, _ = site.run()
+        assert report.errors == [], report.errors
+        assert report.counts["images_new"] == 1
+        assert report.counts["images_foreign"] == 1
+        assert any(spoof["id"] in w and owner in w for w in report.warnings), report.warnings
+        assert report.details["foreign_images"] == [
+            {
+                "source": f"list-{site.ns}",
+                "id": spoof["id"],
+                "owner": owner,
+                "appdb_id": "img-a",
+            }
+        ]
+        assert site.clients
+        mine = [
+            dict(i)
+            for i in site.clients.glance.images.list(
+                filters={"tag": [site.tag], "visibility": "all"}
+            )
+            if i["id"] != spoof["id"]
+        ]
+        (real,) = mine
+        assert real["appdb_id"] == "img-a"
+        assert real["owner"] == site.clients.session.get_project_id()
+        assert real["owner"] != owner
+        assert real["os_hash_value"] == digest.removeprefix("sha512:")
+        assert site.members(real["id"]) == dict.fromkeys(site.projects, "accepted")
+        after = dict(evil.images.get(spoof["id"]))
+        assert after == before  # not renamed, re-tagged, deactivated
+        assert list(evil.image_members.list(spoof["id"])) == []  # not shared with the VO
+
+        _publish(site, [], version="20260102000000")
+        report, _ = site.run()
+        assert report.counts["images_foreign"] == 1
+        assert real["id"] not in {
+            i["id"]
+            for i in site.clients.glance.images.list(
+                filters={"tag": [site.tag], "visibility": "all"}
+            )
+        }
+        assert (
+            dict(evil.images.get(spoof["id"])) == before
+        )  # dropped from the list: still untouched
+    finally:
+        evil.images.delete(spoof["id"])
