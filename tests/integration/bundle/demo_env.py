@@ -35,9 +35,10 @@ DESTINATION = "/queue/demo.accounting.APEL"
 
 
 def _public_host() -> str:
-    """The name the demo site BDII publishes for itself: the FQDN, else the host name."""
+    """The name the demo site BDII publishes for itself: this host's FQDN (a dotted name: the
+    GLUE2 URL type wants one), else a placeholder of the demo's own domain."""
     for name in (socket.getfqdn(), socket.gethostname()):
-        if name and not is_loopback_host(name):
+        if "." in name and not is_loopback_host(name):
             return name
     return "site-bdii.demo.example.org"
 
