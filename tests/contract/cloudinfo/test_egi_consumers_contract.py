@@ -16,6 +16,7 @@ output without ``cloud_info.gocdb_id``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -157,6 +158,8 @@ ENUMS: dict[str, set[str]] = {
 # HEPscore23 is WLCG's successor benchmark, published under its own name (open enumeration).
 BENCHMARKS = {"bogomips", "cfp2006", "cint2006", "linpack", "specfp2000", "specint2000"}
 BENCHMARKS |= {"hep-spec06", "hepscore23"}
+# GLUE2 URL type: a scheme, then a dotted host name (or an IPv4 address)
+URL = re.compile(r"^[a-z0-9+.-]+://([A-Za-z0-9._-]+\.[A-Za-z]{2,6}|\d{1,3}(\.\d{1,3}){3})[:/]")
 # "defaults" some publishers leave in and the validator reports as errors (E022-E024)
 BAD_DEFAULTS = {"444444", "2146660842"}
 
@@ -182,6 +185,9 @@ def glue2_problems(entries: Iterable[Entry]) -> list[str]:
             for v in e.get(attr):
                 if v not in allowed:
                     out.append(f"{e.dn}: {attr}: {v!r} is not a GLUE2 enumeration value")
+        for v in e.get("GLUE2EndpointURL"):
+            if not URL.match(v) or "://localhost" in v or "://127." in v:
+                out.append(f"{e.dn}: GLUE2EndpointURL {v!r}: not a public GLUE2 URL")
         for v in e.get("GLUE2BenchmarkType"):
             if v not in BENCHMARKS:
                 out.append(f"{e.dn}: GLUE2BenchmarkType: {v!r} (the GLUE2 value is hep-spec06)")
@@ -316,7 +322,10 @@ def test_rules_catch_the_reported_defects() -> None:
     site = _site_tree(_resource("fixed"), _cfg(SITE_EXTRA))
     ep = next(e for e in site if e.get("GLUE2EndpointInterfaceName") == ["bdii_site"])
     ep.attrs["GLUE2EndpointTechnology"] = ["ldap"]
-    assert "'ldap' is not a GLUE2 enumeration value" in "\n".join(glue2_problems(site))
+    ep.attrs["GLUE2EndpointURL"] = ["ldap://localhost:2170/GLUE2DomainID=TEST-SITE,o=glue"]
+    problems = "\n".join(glue2_problems(site))
+    assert "'ldap' is not a GLUE2 enumeration value" in problems
+    assert "ldap://localhost:2170/GLUE2DomainID=TEST-SITE,o=glue': not a public" in problems
 
 
 def _site_endpoint(cfg: AppConfig) -> Entry:
