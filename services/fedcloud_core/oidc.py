@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXPIRES_IN = 300  # seconds assumed when the token endpoint does not say
 
+# a rotating provider's newest refresh token, kept for the life of the process (each run
+# builds a new grant from the configured token): (endpoint, client id, configured) -> newest
+_rotated: dict[tuple[str, str, str], str] = {}
+
 
 class OidcError(FedcloudError):
     """Root of the OIDC token errors."""
@@ -87,7 +91,8 @@ class RefreshTokenGrant:
         self.description = f"the OIDC token endpoint {token_endpoint}"
         self.client_id = client_id
         self._client_secret = client_secret
-        self._refresh_token = refresh_token
+        self._key = (token_endpoint, client_id, refresh_token)
+        self._refresh_token = _rotated.get(self._key, refresh_token)
         self.scope = scope
         self.timeout, self.verify, self.min_validity = timeout, verify, min_validity
         self._session = session
@@ -161,7 +166,7 @@ class RefreshTokenGrant:
         rotated = body.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
             register_secret(rotated)  # a rotating provider: use the new one from now on
-            self._refresh_token = rotated
+            self._refresh_token = _rotated[self._key] = rotated
         try:
             expires_in = float(body.get("expires_in", DEFAULT_EXPIRES_IN))
         except (TypeError, ValueError):

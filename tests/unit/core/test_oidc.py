@@ -95,13 +95,17 @@ class FakeHttp:
         return answer
 
 
-def grant(http: FakeHttp, clock: list[float] | None = None) -> RefreshTokenGrant:
+def grant(
+    http: FakeHttp,
+    clock: list[float] | None = None,
+    refresh_token: str = "rtoken-456",  # noqa: S107
+) -> RefreshTokenGrant:
     now = clock if clock is not None else [0.0]
     return RefreshTokenGrant(
         ENDPOINT,
         client_id="cid",
         client_secret="csecret-123",
-        refresh_token="rtoken-456",
+        refresh_token=refresh_token,
         scope="openid",
         session=http,  # type: ignore[arg-type]
         clock=lambda: now[0],
@@ -202,3 +206,15 @@ def test_federation_auth_without_access_token_uses_the_refreshing_plugin(tmp_pat
     )
     sess = make_session(cfg, environ={})
     assert type(sess.auth).__name__ == "RefreshingOidcAccessToken"
+
+
+def test_a_rotated_refresh_token_is_used_by_the_next_run():
+    first = FakeHttp(
+        [FakeResponse(200, {"access_token": "at-1", "expires_in": 60, "refresh_token": "rt-new-1"})]
+    )
+    grant(first, refresh_token="rt-rotating").get()
+    second = FakeHttp([FakeResponse(200, {"access_token": "at-2", "expires_in": 60})])
+    grant(
+        second, refresh_token="rt-rotating"
+    ).get()  # a new run: a new grant built from the configured token
+    assert second.calls[0]["data"]["refresh_token"] == "rt-new-1"
