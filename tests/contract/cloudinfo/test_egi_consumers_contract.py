@@ -165,7 +165,9 @@ BAD_DEFAULTS = {"444444", "2146660842"}
 
 
 def _int(e: Entry, attr: str) -> int:
-    return int(e.get(attr)[0])
+    """An integer attribute; a missing one (reported as such) compares as the placeholder."""
+    values = e.get(attr)
+    return int(values[0]) if values else 999999999
 
 
 def _classes(e: Entry) -> set[str]:
