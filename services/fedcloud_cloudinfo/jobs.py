@@ -148,7 +148,8 @@ CLOUD_INFO_JOB = JobSpec(
     interval=lambda c: c.scheduler.cloud_info,
     description="Collect Keystone projects of the configured VOs, Nova flavors, quotas and server "
     "states, Glance images and API versions into a site model; render GLUE 2.0 LDIF (default), GLUE "
-    "2.1 LDIF or GLUE 2.1 JSON; write <state_dir>/cloud-info/snapshot.ldif atomically.",
+    "2.1 LDIF or GLUE 2.1 JSON; write <state_dir>/cloud-info/snapshot.ldif atomically; with --publish "
+    "ams (or cloud_info.publish: ams) send the GLUE 2.1 JSON to AMS as EGI's cloud-info-provider.",
 )
 
 JOBS = [CLOUD_INFO_JOB, BDII_UPDATE_JOB]

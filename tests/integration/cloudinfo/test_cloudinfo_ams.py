@@ -7,6 +7,7 @@ own config); either way the CLI, the config, the renderer and the AMS client are
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import urllib.request
@@ -19,6 +20,9 @@ import yaml
 
 from fedcloud_appliance.cli import main
 from fedcloud_cloudinfo import jobs as cloudinfo_jobs
+from fedcloud_core.config import parse_config
+from fedcloud_core.jobs import JobContext, execute
+from fedcloud_core.report import RunStatus
 from support.ams import TOKEN, AmsDouble, AmsState
 from support.pki import Pki, make_pki
 from unit.cloudinfo.cloudinfo_fakes import FakeSource
@@ -221,3 +225,20 @@ def test_publish_without_gocdb_id_is_a_config_error(tmp_path, capsys):
     cfg.write_text("site: {name: TEST-SITE}\n", encoding="utf-8")
     assert main(["cloud-info", "--once", "--config", str(cfg), "--publish", "ams"]) == 1
     assert "cloud_info.gocdb_id: is required to publish" in capsys.readouterr().err
+
+
+def test_scheduled_run_publishes_when_configured(tmp_path, pki, ams, state, testbed):
+    """cloud_info.publish: ams makes every scheduled cloud-info run send the JSON."""
+    path = write_config(tmp_path, pki, ams.port, testbed)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["cloud_info"]["publish"] = "ams"
+    cfg = parse_config(yaml.safe_dump(doc), source="test", environ={})
+    # the context the scheduler builds (fedcloud_appliance.cli.cmd_scheduler)
+    ctx = JobContext(config=cfg, options=argparse.Namespace(once=True, dry_run=False))
+    for _ in range(2):
+        report = execute(cloudinfo_jobs.CLOUD_INFO_JOB, ctx)
+        assert report.status is RunStatus.OK, report.render_text()
+    assert [p["topic"] for p in state.published] == [TOPIC, TOPIC]
+    assert report.details["ams_message_id"] == "2"
+    stored = json.loads((tmp_path / "state" / "status" / "cloud-info.json").read_text())
+    assert stored["details"]["ams_message_id"] == "2"
