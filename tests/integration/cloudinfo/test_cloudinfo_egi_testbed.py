@@ -44,7 +44,11 @@ def _config(seed: dict[str, Any], cloud: str, state: Path) -> AppConfig:
 
 
 def _source(cfg: AppConfig) -> OpenStackSource:
-    return OpenStackSource(OpenStackClients.from_config(cfg.openstack))
+    # the testbed listens on 127.0.0.1; a site publishes its public Keystone URL
+    return OpenStackSource(
+        OpenStackClients.from_config(cfg.openstack),
+        endpoint_url="https://keystone.testbed.example.org:5000/v3",
+    )
 
 
 def test_admin_collection_passes_the_egi_rules(seed: dict[str, Any], tmp_path: Path) -> None:
