@@ -14,6 +14,7 @@ Errors (all raised here, mapped by the caller where it needs its own classes)::
     +-- AmsUnavailable      cannot connect (after retries)                  transient (75)
     +-- AmsDeliveryError    408/5xx after retries, or no message id         transient (75)
     +-- AmsRefused          TLS failure, 401/403, 404 (unknown topic), 4xx  permanent (1)
+    |   +-- AmsMessageRefused  other 4xx to a publish: that message         permanent (1)
     +-- AmsMessageTooLarge  413: the message is above the AMS limit         permanent (1)
 """
 
@@ -34,6 +35,8 @@ from .logs import register_secret
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 502, 503, 504})
+# publish answers that say nothing about the message itself (credentials, topic, proxy, rate)
+_NOT_ABOUT_THE_MESSAGE = frozenset({401, 403, 404, 407, 408, 413, 429})
 
 
 class AmsError(FedcloudError):
@@ -50,6 +53,11 @@ class AmsDeliveryError(TransientError, AmsError):
 
 class AmsRefused(PermanentError, AmsError):
     """AMS refused the request: TLS, authentication, authorisation, unknown topic."""
+
+
+class AmsMessageRefused(AmsRefused):
+    """AMS refused one published message with a 4xx other than 401/403/404/407/408/413/429
+    (e.g. 400): a problem of that message, not of the credentials or the topic."""
 
 
 class AmsMessageTooLarge(PermanentError, AmsError):
@@ -211,6 +219,10 @@ class AmsClient:
             raise AmsRefused(
                 f"AMS has no topic {topic} in project {self.project} at {self.base} "
                 f"({ams_error_text(resp)}): check the topic and project names"
+            )
+        if 400 <= resp.status_code < 500 and resp.status_code not in _NOT_ABOUT_THE_MESSAGE:
+            raise AmsMessageRefused(
+                f"AMS refused message {label} for {topic}: {ams_error_text(resp)}"
             )
         if resp.status_code != 200:
             raise AmsRefused(f"AMS publish of {label} to {topic} failed: {ams_error_text(resp)}")

@@ -18,12 +18,19 @@ import requests
 from fedcloud_core.ams import (
     AmsClient,
     AmsDeliveryError,
+    AmsMessageRefused,
     AmsMessageTooLarge,
     AmsRefused,
     AmsUnavailable,
 )
 
-from .errors import BrokerRefused, BrokerUnavailable, DeliveryError, MessageTooLarge
+from .errors import (
+    BrokerRefused,
+    BrokerUnavailable,
+    DeliveryError,
+    MessageRefused,
+    MessageTooLarge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ def _ssm_errors() -> Iterator[None]:
         yield
     except AmsMessageTooLarge as exc:
         raise MessageTooLarge(str(exc)) from None
+    except AmsMessageRefused as exc:  # a 4xx about this one message: the sender sets it aside
+        raise MessageRefused(str(exc)) from None
     except AmsRefused as exc:
         raise BrokerRefused(str(exc)) from None
     except AmsUnavailable as exc:

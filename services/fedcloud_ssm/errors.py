@@ -5,9 +5,14 @@
     SsmError (FedcloudError)
     +-- CredentialError      host certificate/key unusable (mismatch, expiring)   permanent
     +-- BadMessage           one message cannot be read or encoded: set aside     per message
+    +-- MessageRefused       the broker/AMS refused THIS message (STOMP ERROR     per message
+    |                        frame for it, AMS 4xx other than 401/403/404/413):
+    |                        set aside
     +-- BrokerUnavailable    cannot connect / lost the broker or AMS              transient (75)
     +-- DeliveryError        no receipt / AMS kept failing after retries          transient (75)
-    +-- BrokerRefused        the broker or AMS refused us (ERROR frame, 401/403)  permanent
+    +-- BrokerRefused        the broker or AMS refused us (ERROR frame about      permanent
+    |                        access or the destination, 401/403/404)
+    +-- MessageTooLarge      AMS 413: the sender splits the message               per message
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ class CredentialError(PermanentError, SsmError):
 
 class BadMessage(SsmError):
     """One message cannot be read or encoded; it is set aside with this reason."""
+
+
+class MessageRefused(SsmError):
+    """The broker or AMS refused this one message for what it is (size, content); it is set
+    aside with this reason so that it does not block the queue."""
 
 
 class BrokerUnavailable(TransientError, SsmError):

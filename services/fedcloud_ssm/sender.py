@@ -1,7 +1,10 @@
 """The send loop: for each queued message lock -> read -> sign -> send -> receipt -> remove.
 
-A message that cannot be read or encoded is set aside (``<queue>.rejected/``) and the
-run goes on. A transport failure stops the run with the current message unlocked and
+A message that cannot be read or encoded, or that the broker / AMS refuses for what it
+is (:class:`MessageRefused`: a STOMP ERROR frame about it, an AMS 4xx other than
+401/403/404/413), is set aside (``<queue>.rejected/``) with the reason and the run goes on.
+:data:`MAX_REFUSED_IN_A_ROW` refusals in a row stop the run instead (with that message
+still queued): the broker is refusing everything, not one message. A transport failure stops the run with the current message unlocked and
 still queued (at-least-once: the next run resends it). Stale locks and temporary files
 are purged at the start and at the end.
 """
@@ -15,13 +18,14 @@ from typing import Protocol
 from fedcloud_core.report import RunReport
 
 from .encoding import Encoder
-from .errors import BadMessage, MessageTooLarge
+from .errors import BadMessage, BrokerRefused, MessageRefused, MessageTooLarge
 from .outbox import Outbox
 from .split import split_in_two
 
 log = logging.getLogger(__name__)
 
 MAX_SPLIT_DEPTH = 6  # 64 parts at most
+MAX_REFUSED_IN_A_ROW = 3  # this many refused messages in a row: the broker refuses everything
 
 
 class Transport(Protocol):
@@ -40,6 +44,7 @@ class Sender:
         self.outboxes = list(outboxes)
         self.encoder = encoder
         self.transport = transport
+        self._refused_in_a_row = 0
 
     def run(self, report: RunReport, *, dry_run: bool = False) -> None:
         for ob in self.outboxes:
@@ -138,6 +143,21 @@ class Sender:
                 report.error(f"queue {ob.name}: message {name} set aside: {exc}")
                 done = True
                 return "aside", 0
+            except MessageRefused as exc:
+                self._refused_in_a_row += 1
+                if self._refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
+                    raise BrokerRefused(
+                        f"{self._refused_in_a_row} messages in a row refused (last: {exc}): "
+                        "stopping, the broker refuses more than single messages; "
+                        f"message {name} stays queued"
+                    ) from None
+                reason = f"refused by {self.transport.kind if self.transport else '?'}: {exc}"
+                ob.set_aside(name, reason)
+                report.count("refused")
+                report.error(f"queue {ob.name}: message {name} set aside: {reason}")
+                done = True
+                return "aside", 0
+            self._refused_in_a_row = 0
             if parts > 1:
                 report.count("split_parts", parts)
             if not dry_run:

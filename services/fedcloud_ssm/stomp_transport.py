@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import ssl
 import tempfile
@@ -23,9 +24,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from stomp.exception import ConnectFailedException, StompException
 
-from .errors import BrokerRefused, BrokerUnavailable, DeliveryError
+from .errors import BrokerRefused, BrokerUnavailable, DeliveryError, MessageRefused
 
 log = logging.getLogger(__name__)
+
+# An ERROR frame while a SEND waits for its receipt is about that message (too large, bad
+# headers, ...) unless it speaks of access, the destination or the connection: then every
+# message would be refused, so the run stops instead of setting messages aside.
+_NOT_ABOUT_THE_MESSAGE = re.compile(
+    r"access[_ ]refused|not[_ ]allowed|not[_ ]found|no queue|unauthori[sz]ed|not authori[sz]ed"
+    r"|permission|forbidden|login|authenticat|vhost|virtual host|destination|inequivalent"
+    r"|resource[_ ]locked|connection[_ ]forced|internal[_ ]error|shutdown|heart-?beat",
+    re.IGNORECASE,
+)
 
 
 def ca_bundle_from_dir(capath: Path) -> bytes:
@@ -68,6 +79,7 @@ class _Listener(stomp.ConnectionListener):
         self.connected = False
         self.receipts: set[str] = set()
         self.error: str | None = None
+        self.error_receipt: str | None = None  # receipt-id of the frame the ERROR is about
         self.disconnects = 0
 
     def on_connected(self, frame: Any) -> None:
@@ -84,9 +96,12 @@ class _Listener(stomp.ConnectionListener):
     def on_error(self, frame: Any) -> None:
         with self.cond:
             headers = getattr(frame, "headers", {}) or {}
+            body = " ".join(str(getattr(frame, "body", "") or "").split())[:300]
+            short = headers.get("message") or ""
             self.error = (
-                headers.get("message") or (getattr(frame, "body", "") or "")[:200] or "ERROR frame"
-            )
+                f"{short}: {body}" if short and body and short not in body else body or short
+            ) or "ERROR frame"
+            self.error_receipt = headers.get("receipt-id")
             self.cond.notify_all()
 
     def on_receipt(self, frame: Any) -> None:
@@ -293,8 +308,10 @@ class StompTransport:
                 if outcome == "ok":
                     return
                 if outcome == "error":
-                    err = listener.error
-                    self._drop()
+                    err, about = listener.error or "ERROR frame", listener.error_receipt
+                    self._drop()  # the broker closes the connection after an ERROR frame
+                    if about == msgid or (about is None and not _NOT_ABOUT_THE_MESSAGE.search(err)):
+                        raise MessageRefused(f"broker refused message {msgid}: {err}")
                     raise BrokerRefused(f"broker refused message {msgid}: {err}")
                 if outcome == "timeout":
                     self._drop()

@@ -47,6 +47,7 @@ class RabbitNode:
     stomps_port: int = field(default_factory=free_port)
     amqp_port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    extra_conf: list[str] = field(default_factory=list)  # more rabbitmq.conf lines
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +66,7 @@ class RabbitNode:
             "stomp.default_pass = guest",
             "log.console = false",
             "log.file.level = warning",
+            *self.extra_conf,
         ]
         if self.tls:
             conf += [

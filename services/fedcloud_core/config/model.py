@@ -90,12 +90,12 @@ class AppConfig(Section):
         unsent = {k: q for k, q in extracted.items() if q not in self.ssm.queues}
         if unsent:
             what = ", ".join(f"{k} records into queue '{q}'" for k, q in unsent.items())
-            kinds = ", ".join(f"accounting.{k}_records" for k in unsent if k != "cloud")
+            types = ", ".join(f"accounting.{k}_records" for k in unsent if k != "cloud")
             raise ValueError(
                 f"ssm.queues: the accounting job extracts {what}, which ssm.queues "
                 f"({', '.join(self.ssm.queues) or 'empty'}) does not send: the queue would grow "
                 f"forever. Add it to ssm.queues, or leave ssm.queues out (default: every extracted "
-                f"type){', or set ' + kinds + ' to false' if kinds else ''}"
+                f"type){', or set ' + types + ' to false' if types else ''}"
             )
 
     def project_vo(self) -> dict[str, str]:

@@ -175,3 +175,31 @@ def test_untrusted_ams_certificate_is_refused(tmp_path, pki, fresh, capsys):
     assert rc == 1
     assert "TLS failure" in out.out + out.err
     assert state.published == []
+
+
+def test_400_for_one_message_sets_it_aside_and_the_rest_is_published(tmp_path, pki, fresh, capsys):
+    state, port = fresh
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    queued = fill_queue(path, [cloud_message(i, 2) for i in range(3)])
+    first = min(queued)
+    state.fail_next[:] = [400]  # AMS refuses the first publish (that message), then accepts
+    rc = main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))])
+    out = capsys.readouterr().out
+    assert rc == 3, out  # partial: one message set aside
+    assert QueueSimple(str(path)).count() == 0
+    assert {p["empaid"] for p in state.published} == set(queued) - {first}
+    rejected = path.parent / "cloud.rejected"
+    assert (rejected / first.replace("/", "-")).read_bytes() == queued[first]
+    reason = (rejected / f"{first.replace('/', '-')}.reason").read_text()
+    assert "refused by AMS: AMS refused message" in reason
+    assert "HTTP 400" in reason
+
+
+def test_404_unknown_topic_still_stops_and_sets_nothing_aside(tmp_path, pki, fresh):
+    state, port = fresh
+    path = tmp_path / "spool" / "outgoing" / "cloud"
+    fill_queue(path, [cloud_message(1, 2), cloud_message(2, 2)])
+    state.fail_next[:] = [404]
+    assert main(["ssm", "send", "--once", "--config", str(ams_config(tmp_path, pki, port))]) == 1
+    assert QueueSimple(str(path)).count() == 2
+    assert not (path.parent / "cloud.rejected").exists()

@@ -21,14 +21,16 @@ from fedcloud_ssm.errors import (
     BrokerRefused,
     CredentialError,
     DeliveryError,
+    MessageRefused,
     MessageTooLarge,
+    SsmError,
 )
 from fedcloud_ssm.legacy import convert
 from fedcloud_ssm.outbox import Outbox
 from fedcloud_ssm.receiver import MessageChecker, strip_text_part
 from fedcloud_ssm.sender import Sender
 from fedcloud_ssm.split import split_in_two
-from fedcloud_ssm.stomp_transport import ca_bundle_from_dir
+from fedcloud_ssm.stomp_transport import StompTransport, ca_bundle_from_dir
 from support.apel_queue import cloud_message, fill_queue, write_config
 
 pytestmark = pytest.mark.unit
@@ -300,6 +302,98 @@ def test_refusal_propagates_as_permanent(tmp_path):
     with pytest.raises(BrokerRefused):
         Sender([ob], PlainEncoder(), t).run(RunReport(job="t"))
     assert QueueSimple(str(tmp_path / "cloud")).count() == 1
+
+
+def test_message_refused_by_the_broker_is_set_aside_and_the_rest_is_sent(tmp_path):
+    bodies = [cloud_message(i, 1) for i in range(4)]
+    ob = _outbox(tmp_path, bodies)
+    names = ob.open().names()
+    why = "broker refused message x: precondition_failed: message size 900000 is too large"
+    t = FakeTransport(fail_on={2: MessageRefused(why)})
+    report = RunReport(job="t")
+    Sender([ob], PlainEncoder(), t).run(report)
+    assert [m[1] for m in t.sent] == [names[0], names[2], names[3]]
+    assert report.counts["sent"] == 3
+    assert report.counts["set_aside"] == 1
+    assert report.counts["refused"] == 1
+    assert report.status == "partial"
+    assert QueueSimple(str(tmp_path / "cloud")).count() == 0
+    rejected = tmp_path / "cloud.rejected"
+    assert (rejected / names[1].replace("/", "-")).read_bytes() == bodies[1]
+    reason = (rejected / f"{names[1].replace('/', '-')}.reason").read_text()
+    assert f"reason: refused by FAKE: {why}" in reason
+    # the next run does not meet it again
+    t2 = FakeTransport()
+    Sender([ob], PlainEncoder(), t2).run(RunReport(job="t"))
+    assert t2.sent == []
+
+
+def test_refusals_in_a_row_stop_the_run_instead_of_emptying_the_queue(tmp_path):
+    ob = _outbox(tmp_path, [cloud_message(i, 1) for i in range(5)])
+    names = ob.open().names()
+    refused = {n: MessageRefused("broker refused: something") for n in (1, 2, 3)}
+    t = FakeTransport(fail_on=refused)
+    report = RunReport(job="t")
+    with pytest.raises(BrokerRefused, match="3 messages in a row refused"):
+        Sender([ob], PlainEncoder(), t).run(report)
+    assert report.counts["set_aside"] == 2
+    assert ob.names() == names[2:]  # the third and the rest stay queued, unlocked
+    assert not list((tmp_path / "cloud").rglob("*.lck"))
+
+
+class _Frame:
+    def __init__(self, headers, body=""):
+        self.headers, self.body = headers, body
+
+
+class _ErroringConnection:
+    """Answers every SEND with one ERROR frame, as a broker does before closing."""
+
+    def __init__(self, listener, headers, body):
+        self.listener, self.headers, self.body = listener, headers, body
+        self.transport = self
+
+    def send(self, destination, body, headers):
+        self.listener.on_error(_Frame(self.headers, self.body))
+        self.listener.on_disconnected()
+
+    def is_connected(self):
+        return False
+
+    def stop(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "refused"),
+    [
+        (
+            {"message": "precondition_failed"},
+            "PRECONDITION_FAILED - message size 900000 is larger than configured max size 100000",
+            MessageRefused,
+        ),
+        ({"message": "invalid header", "receipt-id": "m-1"}, "", MessageRefused),
+        ({"message": "access_refused", "receipt-id": "m-1"}, "", MessageRefused),
+        (
+            {"message": "access_refused"},
+            "ACCESS_REFUSED - access to exchange denied",
+            BrokerRefused,
+        ),
+        ({"message": "not_found"}, "NOT_FOUND - no queue 'x' in vhost '/'", BrokerRefused),
+        ({"message": "Bad CONNECT"}, "Access refused for user 'x'", BrokerRefused),
+        ({"message": "something", "receipt-id": "other"}, "", BrokerRefused),
+    ],
+    ids=["size", "receipt-id", "receipt-id-wins", "access", "no-queue", "login", "other-frame"],
+)
+def test_stomp_error_frame_about_the_message_or_about_the_broker(headers, body, refused):
+    t = StompTransport("127.0.0.1", 1, "/queue/x", use_ssl=False, timeout=5, retries=0)
+    t._listener.connected = True
+    t._conn = _ErroringConnection(t._listener, headers, body)
+    with pytest.raises(SsmError) as err:
+        t.send("cloud", "m-1", "text")
+    assert type(err.value) is refused
+    assert str(err.value).startswith("broker refused message m-1: ")
+    assert t._conn is None  # dropped: the next send reconnects
 
 
 def test_empty_ca_directory_is_a_clear_error(tmp_path):
