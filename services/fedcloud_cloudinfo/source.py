@@ -240,8 +240,15 @@ class OpenStackSource:
         CPU topology) and ``physical_cpus`` (sockets x cores, without threads). Admin-only by
         Nova's default policy: a reader gets 403 and the caller publishes placeholders."""
         self._hook()
+        hypervisors: list[Any] = []
+        marker = None
         try:
-            hypervisors = self._clients.nova.hypervisors.list(detailed=True)
+            while True:  # pages of PAGE (microversion >= 2.33)
+                page = self._clients.nova.hypervisors.list(detailed=True, limit=PAGE, marker=marker)
+                hypervisors.extend(page)
+                if len(page) < PAGE:
+                    break
+                marker = page[-1].id
         except Exception as exc:  # noqa: BLE001
             raise _wrap("Nova hypervisors", exc) from None
         logical = physical = 0
