@@ -29,11 +29,10 @@ lint: install
 	scripts/dev/lint
 
 format: install
-	.venv/bin/ruff format services tests
-	.venv/bin/ruff check --fix services tests
+	scripts/dev/format
 
 sample: install
-	.venv/bin/fedcloud-appliance config sample -o compose/appliance.sample.yaml
+	scripts/dev/sample
 
 testbed-up:
 	scripts/dev/testbed up

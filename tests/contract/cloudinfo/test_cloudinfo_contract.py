@@ -121,9 +121,7 @@ def test_glue21_is_rejected_without_project_schema(slapd_glue20) -> None:
 
 
 def test_spec_example_loads(slapd_glue20) -> None:
-    example = Path("/work/shared/spec/resource-glue20-cloud.ldif")
-    if not example.exists():
-        example = (
-            Path(__file__).resolve().parents[4] / "shared" / "spec" / "resource-glue20-cloud.ldif"
-        )
+    example = (
+        Path(__file__).resolve().parents[2] / "fixtures" / "glue" / "resource-glue20-cloud.ldif"
+    )
     _assert_loads(slapd_glue20, example.read_text(encoding="utf-8"), "spec-example")

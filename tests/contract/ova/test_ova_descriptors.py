@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ova.builder.package import OvfParams, render_ovf
-from ova.builder.validate import ovf_problems
 from toscaparser.common.exception import ValidationError
 from toscaparser.functions import Concat
 from toscaparser.tosca_template import ToscaTemplate
+
+from ova.builder.package import OvfParams, render_ovf
+from ova.builder.validate import ovf_problems
 
 pytestmark = pytest.mark.contract
 

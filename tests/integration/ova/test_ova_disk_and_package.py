@@ -14,6 +14,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 import pytest
+
 from ova.builder import disk, package
 from ova.builder.package import parse_manifest, sha256_file
 from ova.builder.settings import REPO_ROOT, Settings

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ova.builder import disk, images, package, rootfs
 from ova.builder.settings import Settings
 from ova.builder.userdata import appliance_files, firstboot_selection, render_user_data

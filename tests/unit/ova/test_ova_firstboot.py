@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ova.builder.boottest import demo_hostcert
 
 pytestmark = pytest.mark.unit
