@@ -46,13 +46,18 @@ class OvfParams:
     hardware_family: str = "vmx-13"
 
 
-def render_ovf(params: OvfParams, templates_dir: Path) -> str:
-    env = Environment(
+def template_environment(templates_dir: Path) -> Environment:
+    """The builder's Jinja2 environment: a value the template uses but is not given is an error."""
+    return Environment(
         loader=FileSystemLoader(str(templates_dir)),
         undefined=StrictUndefined,
         autoescape=True,
         keep_trailing_newline=True,
     )
+
+
+def render_ovf(params: OvfParams, templates_dir: Path) -> str:
+    env = template_environment(templates_dir)
     return env.get_template(OVF_TEMPLATE).render(**asdict(params))
 
 

@@ -65,13 +65,14 @@ def test_ovf_values_are_xml_escaped() -> None:
 
 
 def test_ovf_template_refuses_a_missing_value() -> None:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, UndefinedError
+    """The builder's own environment (the one render_ovf uses) refuses a missing value."""
+    from jinja2 import UndefinedError
 
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=True
-    )
+    from ova.builder.package import OVF_TEMPLATE, template_environment
+
+    env = template_environment(TEMPLATES)
     with pytest.raises(UndefinedError):
-        env.get_template("ova/appliance.ovf.j2").render(name="x")
+        env.get_template(OVF_TEMPLATE).render(name="x")
 
 
 @pytest.mark.parametrize(
