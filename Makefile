@@ -1,5 +1,5 @@
 # Thin aliases: every target calls a script in scripts/, exactly as CI does.
-.PHONY: help install test test-unit test-contract test-integration lint format demo demo-down bench images ova test-ova testbed-up testbed-stop sample
+.PHONY: help install test test-unit test-contract test-integration test-faults lint format demo demo-down bench images ova test-ova testbed-up testbed-stop sample
 
 help:
 	@echo "make demo         run the appliance on a local demo cloud (installs what is missing)"
@@ -24,6 +24,9 @@ test-contract: install
 
 test-integration: install
 	scripts/dev/test integration
+
+test-faults: install
+	scripts/dev/test faults
 
 lint: install
 	scripts/dev/lint

@@ -30,6 +30,7 @@ from fedcloud_accounting.record.validate import (
     check_storage_message,
     parse_cloud_message,
 )
+from fedcloud_core.report import load_report
 
 pytestmark = pytest.mark.faults
 
@@ -129,6 +130,7 @@ def test_appliance_killed_during_extraction_rerun_completes_same_records(
             proc.kill()
             proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
+    assert load_report(killed_root / "state", "accounting-extract") is None  # no report stored
     after_kill = queue_messages(outgoing)
     for kind, msgs in after_kill.items():  # whatever is in the queue is whole and valid
         for m in msgs:
@@ -148,6 +150,7 @@ def test_appliance_killed_during_extraction_rerun_completes_same_records(
         timeout=300,
     )
     assert ref.returncode == rerun.returncode, ref.stderr[-2000:]
+    assert load_report(killed_root / "state", "accounting-extract")["status"] == "ok"
 
     got, want = queue_messages(outgoing), queue_messages(ref_root / "spool" / "outgoing")
     assert set(got) == set(want)
@@ -158,6 +161,7 @@ def test_appliance_killed_during_extraction_rerun_completes_same_records(
         # message of the interrupted project queued again (same content)
         assert set(got[kind]) == set(want[kind]), kind
         extra = len(got[kind]) - len(want[kind])
+        print(f"{kind}: {len(want[kind])} messages, {extra} queued twice")
         assert 0 <= extra <= len(after_kill.get(kind, [])), kind
     assert tmp_leftovers(outgoing) == []
     ckpt = json.loads((killed_root / "state" / "accounting" / "checkpoints.json").read_text())
