@@ -138,6 +138,7 @@ def run_sync(ctx: JobContext) -> RunReport:
     report = RunReport(job="images-sync", dry_run=ctx.dry_run)
     deps = build_deps(ctx)
     try:
+        deps.state.open()  # StateVersionError (a newer release's state): the run fails here
         ImageSync(
             ctx.config.images,
             ctx.config.paths.image_dir,

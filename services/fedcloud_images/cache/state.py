@@ -97,6 +97,11 @@ class State:
             self._db = db
         return self._db
 
+    def open(self) -> State:
+        """Open (and migrate) the database now: a newer state is refused before any work."""
+        _ = self.db
+        return self
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
