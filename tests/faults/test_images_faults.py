@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from faults.faultlib import OwnGlance, can_mount, resize_tmpfs, tmpfs, wait_for
+from faults.faultlib import CutProxy, OwnGlance, can_mount, resize_tmpfs, tmpfs, wait_for
 from fedcloud_appliance import registry
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
@@ -38,6 +38,9 @@ pytestmark = [
 
 VO = "fedcloud.egi.eu"
 MIB = 1024 * 1024
+# uploads go through a proxy that only slows them (to ~3 s for 96 MiB), so that the fault
+# reliably lands mid-upload on a fast or a loaded machine; it never cuts anything itself
+THROTTLE = 32 * MIB
 
 
 def make_qcow2(path: Path, mib: int, seed: str) -> Path:
@@ -268,28 +271,36 @@ def test_token_revoked_during_long_upload_session_reauthenticates(
         own_glance.start()
     img = make_qcow2(site.files / "long.qcow2", 96, f"long-{site.ns}")
     site.publish({"img-long": img}, "20260101000000")
-    site.glance_url = own_glance.url
     _, _, user = _temp_admin(site)
     admin = site.admin()
     refused = own_glance.work / "uwsgi.log"
     before = refused.read_text(errors="replace").count("(HTTP/1.1 401)")
     try:
-        t, out = in_background(site.run)
-        image_id = watch_upload(site, 4 * MIB)
-        assert site.clients is not None
-        token = site.clients.session.get_token()
-        # revoke the session's token as the cloud admin: every later request with it gets 401
-        resp = admin.session.delete(
-            f"{site.tb.auth_url}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False
-        )
-        assert resp.status_code == 204, resp.text
-        check = admin.session.head(
-            f"{site.tb.auth_url}/auth/tokens", headers={"X-Subject-Token": token}, raise_exc=False
-        )
-        assert check.status_code == 404  # revoked for Keystone
-        t.join(timeout=180)
+        with CutProxy(("127.0.0.1", own_glance.port), throttle=THROTTLE) as slow:
+            site.glance_url = f"http://127.0.0.1:{slow.port}"
+            t, out = in_background(site.run)
+            image_id = watch_upload(site, 4 * MIB)
+            assert site.clients is not None
+            token = site.clients.session.get_token()
+            # revoke the session's token as the cloud admin: every later request with it gets 401
+            resp = admin.session.delete(
+                f"{site.tb.auth_url}/auth/tokens",
+                headers={"X-Subject-Token": token},
+                raise_exc=False,
+            )
+            assert resp.status_code == 204, resp.text
+            check = admin.session.head(
+                f"{site.tb.auth_url}/auth/tokens",
+                headers={"X-Subject-Token": token},
+                raise_exc=False,
+            )
+            assert check.status_code == 404  # revoked for Keystone
+            # still uploading when the token was revoked
+            assert store_file(site.tb, image_id).stat().st_size < img.stat().st_size
+            t.join(timeout=180)
         assert not t.is_alive()
         report = out[0]
+        assert site.clients is not None
         assert report.errors == [], report.errors
         assert report.counts["images_new"] == 1
         assert site.clients.session.get_token() != token  # the session authenticated again
@@ -316,12 +327,13 @@ def test_glance_killed_during_upload_next_run_uploads(site: Site, own_glance: Ow
         own_glance.start()
     img = make_qcow2(site.files / "a.qcow2", 96, f"a-{site.ns}")
     site.publish({"img-a": img}, "20260101000000")
-    site.glance_url = own_glance.url
-    t, out = in_background(site.run)
-    killed_id = watch_upload(site, 4 * MIB)
-    partial = store_file(site.tb, killed_id).stat().st_size
-    own_glance.kill()
-    t.join(timeout=180)
+    with CutProxy(("127.0.0.1", own_glance.port), throttle=THROTTLE) as slow:
+        site.glance_url = f"http://127.0.0.1:{slow.port}"
+        t, out = in_background(site.run)
+        killed_id = watch_upload(site, 4 * MIB)
+        partial = store_file(site.tb, killed_id).stat().st_size
+        own_glance.kill()  # SIGKILL: uWSGI master and worker
+        t.join(timeout=180)
     assert not t.is_alive()
     report = out[0]
     assert report.counts["images_failed"] == 1
