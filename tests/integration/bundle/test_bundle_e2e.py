@@ -192,6 +192,24 @@ def test_accounting_oneshot_through_compose_run(bundle: Bundle):
     assert data["bdiis"][0]["entries"] > 10
 
 
+def test_the_bdiis_see_neither_the_jobs_state_nor_a_writable_snapshot(bundle: Bundle):
+    """Issue 18 defect 12: slapd's containers (uid 2170) have their own volume only."""
+    assert "checkpoints.json" in bundle.volume_exec("ls /var/lib/fedcloud-appliance/accounting")
+    probe = (
+        "ls -A /var/lib/fedcloud-appliance; "
+        "touch /var/lib/fedcloud-appliance/cloud-info/x 2>&1 || true; "
+        "ls /var/lib/fedcloud-appliance/cloud-info"
+    )
+    for svc in ("resource-bdii", "site-bdii"):
+        out = bundle.compose("exec", "-T", svc, "sh", "-c", probe, timeout=60).stdout
+        assert "accounting" not in out, out  # the jobs' state is not there at all
+        assert "locks" in out, out  # its own lock and run report directories
+        assert "status" in out, out
+    out = bundle.compose("exec", "-T", "resource-bdii", "sh", "-c", probe, timeout=60).stdout
+    assert "Read-only file system" in out, out
+    assert "snapshot.ldif" in out, out  # cloud-info's snapshot, read-only
+
+
 KILL_WRITER = r"""
 import hashlib, sys, time
 from dirq.QueueSimple import QueueSimple
