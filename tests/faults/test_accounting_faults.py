@@ -31,6 +31,7 @@ from fedcloud_accounting.record.validate import (
     parse_cloud_message,
 )
 from fedcloud_core.report import load_report
+from testbed import layout
 
 pytestmark = pytest.mark.faults
 
@@ -183,7 +184,7 @@ def temp_project(testbed: Any) -> Any:
     project = ks.projects.create(name=name, domain="default", description="fault tier")
     admin_user = ks.users.find(name="admin")
     ks.roles.grant(ks.roles.find(name="admin"), user=admin_user, project=project)
-    nova = testbed.nova(testbed.session("admin", "admin-secret", name))
+    nova = testbed.nova(testbed.session("admin", layout.ADMIN_PASSWORD, name))
     try:
         yield project, nova
     finally:
