@@ -33,7 +33,7 @@ from fedcloud_core.report import RunReport
 from fedcloud_core.scheduler import build_scheduler, run_forever
 from fedcloud_core.tools import ToolSpec
 
-from . import oneshot, registry, status, web
+from . import oneshot, probes, registry, status, web
 
 log = logging.getLogger("fedcloud_appliance")
 
@@ -200,6 +200,44 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_status)
     p = add(
+        "probe",
+        help="a Nagios/Icinga/ARGO check: one status line, exit 0 OK, 1 WARNING, 2 CRITICAL, "
+        "3 UNKNOWN",
+        description="Monitoring plugin (read-only): prints 'CHECK STATUS - text | perfdata' and "
+        "exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. See docs/operations.md.",
+    )
+    p.add_argument("check", choices=probes.CHECKS, help="what to check")
+    p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    p.add_argument("-w", "--warning", metavar="RANGE", help="warning threshold (Nagios range)")
+    p.add_argument("-c", "--critical", metavar="RANGE", help="critical threshold (Nagios range)")
+    p.add_argument(
+        "-t", "--timeout", type=float, default=30.0, help="seconds before UNKNOWN (default 30)"
+    )
+    p.add_argument(
+        "--bdii", choices=("resource", "site"), default="resource", help="bdii: which BDII"
+    )
+    p.add_argument("--url", help="bdii: LDAP URL (default: from the config)")
+    p.add_argument("--base", help="bdii: search base (default: o=glue / the site's domain)")
+    p.add_argument("--cert", type=Path, help="certificate: file (default: ssm.certificate)")
+    p.add_argument("--key", type=Path, help="certificate: key (default: ssm.key)")
+    p.add_argument("--capath", type=Path, help="certificate: CA directory (default: ssm.capath)")
+    p.add_argument(
+        "--free-warning", type=float, default=10.0, help="images: cache disk free %% (default 10)"
+    )
+    p.add_argument(
+        "--free-critical", type=float, default=5.0, help="images: cache disk free %% (default 5)"
+    )
+    p.add_argument(
+        "--reports-from",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        default=[],
+        help="also read run reports and heartbeats from DIR/status (as status --reports-from)",
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_probe)
+    p = add(
         "run-container",
         help="run one cycle of a job in a new container (for cron)",
         description="Run one cycle of JOB (" + ", ".join(sorted(oneshot.JOBS)) + ") in a "
@@ -359,6 +397,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"problem: {p}", file=sys.stderr)
         return ExitCode.FAILED if found else ExitCode.OK
     return ExitCode.OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Never raises: every failure is an UNKNOWN status line (exit 3), as Nagios expects."""
+    try:
+        with probes.deadline(args.timeout, args.check):
+            cfg = load_config(args.config)
+            result = probes.run_probe(args.check, cfg, args)
+    except TimeoutError as exc:
+        result = probes.unknown(args.check, str(exc))
+    except (ConfigError, probes.ProbeError, FedcloudError) as exc:
+        result = probes.unknown(args.check, str(exc).replace("\n", " "))
+    except Exception as exc:  # noqa: BLE001 - a plugin answers UNKNOWN, never a traceback
+        result = probes.unknown(args.check, f"unexpected error: {exc!r}")
+    print(result.line)
+    return int(result.state)
 
 
 def cmd_run_container(args: argparse.Namespace) -> int:

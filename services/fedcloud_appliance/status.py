@@ -9,7 +9,9 @@ What it shows (and where it comes from):
 - queue depth: the dirq elements of every queue under ``<spool_dir>/outgoing/``; a
   queue holding messages that nobody sends (not in ``ssm.queues``, or the ssm job
   disabled) is flagged ``unsent``;
-- cache use: bytes and files under ``image_dir`` (and the free space of its disk).
+- cache use: bytes and files under ``image_dir`` (and the free space of its disk);
+- history (:mod:`.trends`): each job's last runs, records sent per day and VO, BDII
+  entries and job durations over the last week, the replicated images.
 
 Nothing here writes: a missing directory is reported as missing, never created.
 ``collect`` takes the LDAP probe as a parameter so tests pass a fake one.
@@ -32,7 +34,7 @@ from typing import Any
 from fedcloud_core.config import AppConfig
 from fedcloud_core.report import heartbeat_path, load_report
 
-from . import registry
+from . import certinfo, registry, trends
 
 #: grace added to 2 x interval before a job counts as overdue (slow runs, jitter)
 OVERDUE_GRACE = 300
@@ -321,6 +323,10 @@ def collect(
         "bdiis": bdii_rows,
         "queues": {"path": str(outgoing), "queues": queues, "sent_by_ssm": sorted(sent)},
         "cache": cache_use(Path(config.paths.image_dir)),
+        "certificates": certinfo.collect(config),
+        "history": trends.collect_history(
+            [r["key"] for r in rows], [state, *report_dirs], now.astimezone(UTC)
+        ),
     }
 
 

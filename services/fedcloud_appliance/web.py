@@ -1,7 +1,8 @@
 """The read-only status page: ``fedcloud-appliance status --serve [HOST:]PORT``.
 
 Stdlib ``http.server`` only. ``GET /`` is the HTML page, ``GET /status.json`` the
-same data as ``status --json``, ``GET /healthz`` answers ``ok``. Every other path
+same data as ``status --json``, ``GET /metrics`` the Prometheus text exposition of it
+(:mod:`.metrics`), ``GET /healthz`` answers ``ok``. Every other path
 is 404 and every other method 405: the page never changes anything. Every value
 is HTML-escaped. The data is collected at most every ``cache_seconds`` (the page
 refreshes itself every minute), so a busy browser does not hammer the BDIIs.
@@ -19,6 +20,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from . import metrics, webhistory
 from .status import bdii_summary, human_age, human_bytes, job_figures, problems, to_json
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ th{background:#f0f0f0}
 .ok{background:#d8f5d8}.partial{background:#fff1c2}.failed{background:#f9d0d0}
 .never,.disabled,.stale{background:#eee}.overdue{font-weight:bold;color:#a00}
 ul.problems li{color:#a00}
+figure{margin:.6em 0}figcaption{font-size:.9em;color:#444;margin-bottom:.2em}
+td.strip{white-space:nowrap}
 """
 
 
@@ -55,7 +59,8 @@ def render_html(data: dict[str, Any]) -> str:
             f'<tr class="job" data-job="{_e(j["key"])}" data-status="{_e(status)}">'
             f'<td>{_e(j["job"])}</td><td class="{_e(klass)}">{_e(status)}{overdue}</td>'
             f"<td>{_e(j['last_run'] or '-')}</td><td>{_e(human_age(j.get('age_seconds')))}</td>"
-            f"<td>{_e(took)}</td><td>{_e(every)}</td><td>{_e(job_figures(j))}</td></tr>"
+            f"<td>{_e(took)}</td><td>{_e(every)}</td><td>{_e(job_figures(j))}</td>"
+            f'<td class="strip">{webhistory.strip(data, j["key"])}</td></tr>'
         )
     bdii_rows = [
         f'<tr class="bdii" data-bdii="{_e(b["name"])}"><td>{_e(b["name"])}</td><td>{_e(b["url"])}</td>'
@@ -94,12 +99,12 @@ def render_html(data: dict[str, Any]) -> str:
 <body>
 <h1>fedcloud-appliance: <span id="site">{_e(data["site"])}</span></h1>
 <p class="meta">generated {_e(data["generated"])} &middot; read-only &middot;
-<a href="status.json">status.json</a></p>
+<a href="status.json">status.json</a> &middot; <a href="metrics">metrics</a></p>
 <h2>Problems</h2>
 {prob_html}
 <h2>Jobs</h2>
 <table id="jobs"><tr><th>job</th><th>result</th><th>last run</th><th>age</th><th>took</th>
-<th>every</th><th>figures</th></tr>
+<th>every</th><th>figures</th><th>last runs (oldest left)</th></tr>
 {"".join(rows)}
 </table>
 <h2>BDII</h2>
@@ -113,6 +118,7 @@ def render_html(data: dict[str, Any]) -> str:
 </table>
 <h2>Image cache</h2>
 <p id="cache">{_e(c["path"])}: {cache}</p>
+{webhistory.render(data)}
 </body></html>
 """
 
@@ -168,6 +174,8 @@ def make_handler(cache: StatusCache) -> type[BaseHTTPRequestHandler]:
                     self._send(200, render_html(cache.get()), "text/html; charset=utf-8")
                 elif path == "/status.json":
                     self._send(200, to_json(cache.get()) + "\n", "application/json")
+                elif path == "/metrics":
+                    self._send(200, metrics.render(cache.get()), metrics.CONTENT_TYPE)
                 elif path == "/healthz":
                     self._send(200, "ok\n", "text/plain; charset=utf-8")
                 else:

@@ -2,7 +2,8 @@
 
 A service describes each of its jobs with a :class:`JobSpec`; :func:`execute` runs one
 job once under its run lock, turns errors into a failed report, stores the report
-(``status`` reads it) and touches the heartbeat after a successful run.
+(``status`` reads it), appends it to the job's run history (:mod:`.history`) and touches
+the heartbeat after a successful run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import AppConfig
-from .errors import FedcloudError, LockHeldError
+from .errors import FedcloudError, LockHeldError, StateVersionError
+from .history import append_run
 from .lock import RunLock
 from .report import RunReport, store_report
 
@@ -78,6 +80,15 @@ def execute(
                 store_report(paths.state_dir, report)
             except OSError as exc:
                 log.warning("could not store the run report in %s: %s", paths.state_dir, exc)
+            try:
+                append_run(
+                    paths.state_dir,
+                    report,
+                    days=paths.history_days,
+                    max_bytes=paths.history_max_bytes,
+                )
+            except (OSError, StateVersionError) as exc:
+                log.warning("could not add the run to the history in %s: %s", paths.state_dir, exc)
         log.info("%s", report.summary())
         return report
     finally:

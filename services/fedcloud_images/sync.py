@@ -154,9 +154,11 @@ class ImageSync:
                 log.warning("%s: image %s: Glance update failed: %s", name, e.identifier, exc)
                 report.count("images_failed")
                 report.error(f"{name}: image {e.identifier}: Glance update failed: {exc}")
+                _note_image(report, name, sub.vo, e, "failed", f"Glance update failed: {exc}")
                 continue  # its duplicates stay too until it is in order
             self._retire_others(name, e.identifier, imgs, keep, report)
             report.count("images_updated" if changed else "images_unchanged")
+            _note_image(report, name, sub.vo, e, "updated" if changed else "unchanged")
             if changed:
                 log.info("%s: %s metadata updated (%s)", name, e.identifier, ", ".join(changed))
 
@@ -169,6 +171,7 @@ class ImageSync:
                     f"{name}: image {e.identifier}: {ready.error}"
                     + (" (the previous version stays)" if imgs else "")
                 )
+                _note_image(report, name, sub.vo, e, "failed", str(ready.error))
                 continue
             if self.dry_run:
                 report.count("images_updated" if imgs else "images_new")
@@ -178,12 +181,14 @@ class ImageSync:
             except Exception as exc:  # noqa: BLE001 - Glance errors are many types; report and go on
                 report.count("images_failed")
                 report.error(f"{name}: image {e.identifier}: Glance upload failed: {exc}")
+                _note_image(report, name, sub.vo, e, "failed", f"Glance upload failed: {exc}")
                 continue
             ready.state.glance_id = img["id"]
             state.save_image(ready.state)
             self._retire_others(name, e.identifier, imgs, img, report)
             self._clean_cache(name, e, ready.state)
             report.count("images_updated" if imgs else "images_new")
+            _note_image(report, name, sub.vo, e, "updated" if imgs else "new")
             log.info(
                 "%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"]
             )
@@ -425,3 +430,21 @@ class ImageSync:
         for f in d.iterdir() if d.is_dir() else []:
             if f.name not in keep and not f.name.endswith(".part"):
                 f.unlink(missing_ok=True)
+
+
+def _note_image(
+    report: RunReport, source: str, vo: str, e: ImageEntry, state: str, error: str | None = None
+) -> None:
+    """One image's outcome in the report's details (the status page's image table)."""
+    report.details.setdefault("images", []).append(
+        {
+            "key": f"{source}/{e.identifier}",
+            "source": source,
+            "name": e.title or e.identifier,
+            "vo": vo,
+            "version": e.version,
+            "state": state,
+            "size": e.size,
+            "error": error,
+        }
+    )

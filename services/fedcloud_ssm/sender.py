@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from fedcloud_core.history import records_by_vo
 from fedcloud_core.report import RunReport
 
 from .encoding import Encoder
@@ -163,6 +164,9 @@ class Sender:
             if not dry_run:
                 ob.remove(name)
                 done = True
+                by_vo = report.details.setdefault("records_by_vo", {})  # run history, plots
+                for vo, n in records_by_vo(body).items():
+                    by_vo[vo] = by_vo.get(vo, 0) + n
             return "sent", len(body)
         finally:
             if not done:
