@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.config import AppConfig
 from fedcloud_core.report import heartbeat_path, load_report
 
@@ -67,6 +68,11 @@ def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "*") else host  # noqa: S104 - a listen address
 
 
+def site_base(config: AppConfig) -> str:
+    """The site BDII's search base, the site name DN-escaped as the site tree writes it."""
+    return f"GLUE2DomainID={dnlib.escape(config.site.name)},o=glue"
+
+
 def default_bdiis(config: AppConfig) -> list[BdiiTarget]:
     """The resource and site BDII as the config describes them (listen address -> client address)."""
     return [
@@ -76,7 +82,7 @@ def default_bdiis(config: AppConfig) -> list[BdiiTarget]:
         BdiiTarget(
             "site",
             f"ldap://{_client_host(config.site_bdii.host)}:{config.site_bdii.port}",
-            f"GLUE2DomainID={config.site.name},o=glue",
+            site_base(config),
         ),
     ]
 
@@ -86,7 +92,7 @@ def parse_bdii_option(value: str, config: AppConfig) -> BdiiTarget:
     name, sep, url = value.partition("=")
     if not sep or not name or not url.startswith(("ldap://", "ldaps://")):
         raise ValueError(f"--bdii {value!r}: expected NAME=ldap://HOST:PORT")
-    base = f"GLUE2DomainID={config.site.name},o=glue" if name == "site" else "o=glue"
+    base = site_base(config) if name == "site" else "o=glue"
     return BdiiTarget(name, url, base)
 
 

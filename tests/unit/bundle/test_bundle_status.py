@@ -11,6 +11,7 @@ import pytest
 from dirq.QueueSimple import QueueSimple
 
 from fedcloud_appliance import status
+from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.config import parse_config
 from fedcloud_core.report import RunReport, store_report
 
@@ -163,6 +164,24 @@ def test_bdii_option_and_listen_address(cfg):
         status.parse_bdii_option("http://x", cfg)
     cfg2 = cfg.model_copy(update={"bdii": cfg.bdii.model_copy(update={"host": "0.0.0.0"})})
     assert status.default_bdiis(cfg2)[0].url == "ldap://127.0.0.1:2170"
+
+
+@pytest.mark.parametrize(
+    ("site", "base"),
+    [
+        ("A,o=other", "GLUE2DomainID=A\\,o=other,o=glue"),
+        ("A+B", "GLUE2DomainID=A\\+B,o=glue"),
+        (" #X", "GLUE2DomainID=\\ #X,o=glue"),
+    ],
+)
+def test_site_search_base_escapes_the_site_name(cfg, site, base):
+    """The site name goes into the LDAP search base DN-escaped (issue 18), as the site tree
+    writes it: a ',' or '+' never makes another base. (The config's name pattern refuses
+    these already; a model built without validation still must not produce a wrong base.)"""
+    odd = cfg.model_copy(update={"site": cfg.site.model_copy(update={"name": site})})
+    assert status.parse_bdii_option("site=ldap://x:1", odd).base == base
+    assert status.default_bdiis(odd)[1].base == base
+    assert dnlib.split_dn(base)[1:] == ["o=glue"]
 
 
 def test_ldap_time_parsing():
