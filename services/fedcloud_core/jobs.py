@@ -1,7 +1,8 @@
 """The one service shape: ``cli -> load config -> build clients -> run(ctx) -> RunReport``.
 
 A service describes each of its jobs with a :class:`JobSpec`; :func:`execute` runs one
-job once under its run lock, turns errors into a failed report, stores the report
+job once under its run lock, turns errors into a failed report (a :class:`ConfigError`
+into one marked ``details["config_error"]``, which the CLI exits 2 for), stores the report
 (``status`` reads it), appends it to the job's run history (:mod:`.history`) and touches
 the heartbeat after a successful run.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import AppConfig
-from .errors import FedcloudError, LockHeldError, StateVersionError
+from .errors import ConfigError, FedcloudError, LockHeldError, StateVersionError
 from .history import append_run
 from .lock import RunLock
 from .report import RunReport, store_report
@@ -64,6 +65,13 @@ def execute(
             report = spec.run(ctx)
         except LockHeldError:
             raise
+        except ConfigError as exc:
+            # found only once the run looked at it (e.g. an option given on the command line):
+            # a failed run like any other, marked so the CLI exits 2 (CONFIG)
+            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=f"config error: {exc}")
+            report.details["transient"] = False
+            report.details["config_error"] = True
+            log.error("%s: config error: %s", spec.name, exc)
         except FedcloudError as exc:
             report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=str(exc))
             report.details["transient"] = exc.transient

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fedcloud_appliance import cli, registry
-from fedcloud_core.errors import ExitCode, PermanentError, TransientError
+from fedcloud_core.errors import ConfigError, ExitCode, PermanentError, TransientError
 from fedcloud_core.jobs import JobSpec
 from fedcloud_core.report import RunReport
 
@@ -224,3 +224,28 @@ def test_import_legacy_unknown_format_exits_2(tmp_path, capsys):
     f.write_text("x")
     assert cli.main(["config", "import-legacy", str(f)]) == 2
     assert "cannot tell the format" in capsys.readouterr().err
+
+
+def test_cloud_info_publish_ams_without_gocdb_id_exits_2(tmp_path, capsys):
+    """A ConfigError found inside the run (here from a command-line option) ends the
+    command with exit 2, not 1 (issue 18); the stored report says failed, no heartbeat."""
+    cfg = str(_write(tmp_path))
+    code = cli.main(["cloud-info", "--once", "--publish", "ams", "--config", cfg])
+    assert code == ExitCode.CONFIG
+    captured = capsys.readouterr()
+    assert "cloud_info.gocdb_id" in captured.out + captured.err
+    stored = json.loads((tmp_path / "state/status/cloud-info.json").read_text())
+    assert stored["status"] == "failed"
+    assert "config error" in stored["fatal"]
+    assert not (tmp_path / "state/status/cloud-info.heartbeat").exists()
+
+
+def test_job_config_error_inside_the_run_exits_2(tmp_path, monkeypatch):
+    def run(ctx):
+        raise ConfigError("is required here", key="accounting.x")
+
+    _fake_job(monkeypatch, run)
+    assert (
+        cli.main(["accounting", "extract", "--once", "--config", str(_write(tmp_path))])
+        == ExitCode.CONFIG
+    )

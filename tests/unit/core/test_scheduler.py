@@ -40,3 +40,32 @@ def test_scheduled_run_skips_when_lock_is_held(tmp_path, caplog):
     assert "skipping cloud-info" in caplog.text
     job_func()
     assert ran == [1]
+
+
+def test_a_config_error_in_a_scheduled_run_fails_that_job_only(tmp_path, caplog):
+    """A ConfigError raised inside a run (issue 18): logged as a config error, the job's
+    report stored as failed, the scheduler and its other jobs go on."""
+    import json
+
+    from fedcloud_core.errors import ConfigError
+
+    cfg = parse_config(f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n", environ={})
+
+    def bad(ctx):
+        raise ConfigError("is required to publish", key="cloud_info.gocdb_id")
+
+    ran = []
+    a = JobSpec(name="cloud-info", help="", run=bad)
+    b = JobSpec(name="ssm send", help="", run=lambda c: ran.append(1) or RunReport(job="b"))
+    sched = build_scheduler([(a, 10), (b, 10)], lambda: JobContext(config=cfg))
+    funcs = {j.id: j.func for j in sched.get_jobs()}
+    with caplog.at_level(logging.INFO):
+        funcs["cloud-info"]()  # returns: nothing escapes into APScheduler
+        funcs["ssm-send"]()
+        funcs["cloud-info"]()
+    assert ran == [1]
+    assert "cloud-info: config error: cloud_info.gocdb_id: is required" in caplog.text
+    stored = json.loads((tmp_path / "status/cloud-info.json").read_text())
+    assert stored["status"] == "failed"
+    assert stored["details"]["config_error"] is True
+    assert json.loads((tmp_path / "status/ssm-send.json").read_text())["status"] == "ok"
