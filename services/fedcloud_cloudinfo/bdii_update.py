@@ -21,16 +21,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii import infosys
 from fedcloud_core.bdii.errors import BdiiError
 from fedcloud_core.bdii.ldap import LdapUrl
+from fedcloud_core.bdii.publish import Item, Prepared, prepare, publish, state_file
 from fedcloud_core.bdii.service import Target, read_password, supervised_slapd
-from fedcloud_core.bdii.slapd import SlapdSettings, glue21_schema_file
+from fedcloud_core.bdii.slapd import Slapd, SlapdSettings, glue21_schema_file
 from fedcloud_core.bdii.snapshot import Health, Snapshot, load_snapshot
-from fedcloud_core.bdii.sync import LdapTree, plan_sync, sync
+from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
@@ -62,20 +64,26 @@ def grid_entries() -> list[Entry]:
     ]
 
 
-def wanted_entries(snapshot: Snapshot) -> list[Entry]:
+def wanted_entries(snapshot: Snapshot) -> list[Item]:
     """Base entries plus the snapshot's (its own copies of the base entries are ignored)."""
-    out = base_entries()
+    out: list[Item] = [*base_entries()]
     if not snapshot.usable:
         return out
     have = {dnlib.normalize(e.dn) for e in out}
-    for e in snapshot.entries:
-        try:
-            key = dnlib.normalize(e.dn)
-        except dnlib.DnError:
-            key = e.dn
-        if key not in have:
-            out.append(e)
+    for e in snapshot.items:
+        if e.dn.count(",") <= 1:  # only a DN of one or two RDNs can name a base entry
+            try:
+                if dnlib.normalize(e.dn) in have:
+                    continue
+            except dnlib.DnError:
+                pass
+        out.append(e)
     return out
+
+
+def state_dir(cfg: AppConfig) -> Path:
+    """Where the applied state of each suffix is kept (next to slapd's data)."""
+    return cfg.bdii.resolved_data_dir(cfg.paths.state_dir) / "applied"
 
 
 def provider_ldif(snapshot: Snapshot) -> str:
@@ -107,14 +115,21 @@ def slapd_settings(cfg: AppConfig) -> SlapdSettings:
     )
 
 
-def _target(ctx: JobContext, report: RunReport) -> Target:
+Preload = Callable[[], Mapping[str, Sequence[Entry]]]
+
+
+def _target(
+    ctx: JobContext, report: RunReport, preload: Preload | None = None
+) -> tuple[Target, Slapd | None]:
+    """Where to write; with ``--with-slapd`` also the slapd when it was (re)started now
+    (and bulk-loaded through ``preload``)."""
     cfg = ctx.config
     if ctx.option("with_slapd"):
-        slapd, started = supervised_slapd(slapd_settings(cfg))
+        slapd, started = supervised_slapd(slapd_settings(cfg), preload)
         if started:
             report.count("slapd_starts")
         assert slapd.password is not None
-        return Target(url=slapd.url, password=slapd.password)
+        return Target(url=slapd.url, password=slapd.password), slapd if started else None
     url = ctx.option("ldap_url") or cfg.bdii.ldap_url or f"ldap://{cfg.bdii.host}:{cfg.bdii.port}"
     try:
         LdapUrl.parse(url)
@@ -123,21 +138,23 @@ def _target(ctx: JobContext, report: RunReport) -> Target:
     pw_file = (
         cfg.bdii.password_file or cfg.bdii.resolved_data_dir(cfg.paths.state_dir) / "run" / "rootpw"
     )
-    return Target(url=url, password=read_password(pw_file))
+    return Target(url=url, password=read_password(pw_file)), None
 
 
-def _trees(ctx: JobContext, report: RunReport) -> dict[str, LdapTree]:
+def _trees(
+    ctx: JobContext, report: RunReport, preload: Preload | None = None
+) -> tuple[dict[str, LdapTree], Slapd | None]:
     injected = ctx.deps.get("trees")
     if injected is not None:
-        return dict(injected)
-    target = _target(ctx, report)
+        return dict(injected), None
+    target, started = _target(ctx, report, preload)
     timeout = ctx.config.bdii.timeout
     trees: dict[str, LdapTree] = {SUFFIX: target.tree(SUFFIX, timeout=timeout)}
     if ctx.option("with_slapd"):
         trees["o=grid"] = target.tree("o=grid", timeout=timeout)
         if ctx.config.bdii.infosys:
             trees[infosys.BASE] = target.tree(infosys.BASE, timeout=timeout)
-    return trees
+    return trees, started
 
 
 def check_options(ctx: JobContext) -> None:
@@ -150,7 +167,9 @@ def run(ctx: JobContext) -> RunReport:
     check_options(ctx)
     report = RunReport(job=JOB_KEY, dry_run=ctx.dry_run)
     path = Path(ctx.option("snapshot") or cfg.bdii.snapshot_path(cfg.paths.state_dir))
-    snap = load_snapshot(path, max_age=cfg.bdii.snapshot_max_age, base=RESOURCE_BASE)
+    # records: the publish path parses only the snapshot's records that changed
+    lazy = not (ctx.option("provider") or ctx.dry_run)
+    snap = load_snapshot(path, max_age=cfg.bdii.snapshot_max_age, base=RESOURCE_BASE, records=lazy)
     report.details.update(health=snap.health.value, snapshot=str(path))
     if snap.age is not None:
         report.details["snapshot_age"] = round(snap.age)
@@ -169,11 +188,19 @@ def run(ctx: JobContext) -> RunReport:
 
     wanted = wanted_entries(snap)
     allow_delete = snap.authoritative
-    trees = _trees(ctx, report)
+    prepared: list[Prepared] = []
+
+    def preload() -> dict[str, list[Entry]]:  # a new slapd: bulk-load before it serves
+        prep = prepare(wanted, base=SUFFIX)
+        prepared.append(prep)
+        return {SUFFIX: prep.ordered()}
+
+    trees, started = _trees(ctx, report, None if ctx.dry_run else preload)
     try:
         glue = trees[SUFFIX]
         if ctx.dry_run:
-            plan = plan_sync(glue.read(SUFFIX), wanted, base=SUFFIX, allow_delete=allow_delete)
+            entries = [e for e in wanted if isinstance(e, Entry)]
+            plan = plan_sync(glue.read(SUFFIX), entries, base=SUFFIX, allow_delete=allow_delete)
             report.counts.update(
                 would_add=len(plan.adds),
                 would_modify=len(plan.modifies),
@@ -184,8 +211,22 @@ def run(ctx: JobContext) -> RunReport:
             for f in plan.rejected:
                 report.error(str(f))
             return report
-        res = sync(glue, SUFFIX, wanted, allow_delete=allow_delete)
+        sdir = state_dir(cfg)
+        loaded = started.loaded.get(SUFFIX) if started and prepared else None
+        res = publish(
+            glue,
+            SUFFIX,
+            wanted,
+            allow_delete=allow_delete,
+            state_path=state_file(sdir, SUFFIX),
+            source=snap.digest,
+            loaded=loaded,
+            prepared=prepared[0] if loaded is not None else None,
+        )
         report.counts.update(res.counts())
+        report.details["publish"] = res.mode
+        if res.reason:
+            report.details["resync_reason"] = res.reason
         for f in res.failures:
             report.error(str(f))
         if res.suppressed_deletes:
@@ -194,11 +235,15 @@ def run(ctx: JobContext) -> RunReport:
                 f"(snapshot {snap.health.value})"
             )
         if "o=grid" in trees:
-            g = sync(trees["o=grid"], "o=grid", grid_entries())
+            g = publish(
+                trees["o=grid"], "o=grid", grid_entries(), state_path=state_file(sdir, "o=grid")
+            )
             for f in g.failures:
                 report.error(str(f))
         if infosys.BASE in trees:
-            _publish_stats(trees[infosys.BASE], snap, res.writes, res.entries, res.failed, report)
+            _publish_stats(
+                trees[infosys.BASE], snap, res.writes, res.entries, res.failed, report, sdir
+            )
     finally:
         for t in trees.values():
             close = getattr(t, "close", None)
@@ -208,7 +253,13 @@ def run(ctx: JobContext) -> RunReport:
 
 
 def _publish_stats(
-    tree: LdapTree, snap: Snapshot, writes: int, entries: int, failed: int, report: RunReport
+    tree: LdapTree,
+    snap: Snapshot,
+    writes: int,
+    entries: int,
+    failed: int,
+    report: RunReport,
+    sdir: Path,
 ) -> None:
     last = infosys.previous_value(tree, "bdii-update", "last-change")
     if writes or last is None:
@@ -219,7 +270,7 @@ def _publish_stats(
         "health": snap.health.value,
         "last-change": last,
     }
-    res = infosys.publish(tree, "bdii-update", figures)
+    res = infosys.publish(tree, "bdii-update", figures, state_path=state_file(sdir, infosys.BASE))
     for f in res.failures:
         report.error(f"o=infosys: {f}")
 

@@ -60,13 +60,18 @@ def _text(v: object) -> str:
     return _SURROGATE.sub("\ufffd", str(v))
 
 
-def _line(name: str, value: str) -> str:
-    if value == "" or _SAFE.fullmatch(value):
+def _safe(value: str) -> bool:
+    """Same as ``_SAFE.fullmatch`` (printable ASCII is exactly 0x20-0x7E), without a regex."""
+    return value.isascii() and value.isprintable() and value[0] not in " :<" and value[-1] != " "
+
+
+def _line(name: str, value: str, fold: bool = True) -> str:
+    if value == "" or _safe(value):
         raw = f"{name}: {value}" if value else f"{name}:"
     else:
         data = _SURROGATE.sub("\ufffd", value).encode("utf-8")
         raw = f"{name}:: {base64.b64encode(data).decode('ascii')}"
-    if len(raw) <= WRAP:
+    if len(raw) <= WRAP or not fold:
         return raw
     parts = [raw[:WRAP]]
     rest = raw[WRAP:]
@@ -76,16 +81,17 @@ def _line(name: str, value: str) -> str:
     return "\n".join(parts)
 
 
-def render_entry(entry: Entry) -> str:
-    lines = [_line("dn", entry.dn)]
+def render_entry(entry: Entry, *, fold: bool = True) -> str:
+    """One entry; ``fold=False``: no line is folded (for tools such as slapadd, not for people)."""
+    lines = [_line("dn", entry.dn, fold)]
     for name, values in entry.attrs.items():
-        lines.extend(_line(name, v) for v in values)
+        lines.extend(_line(name, v, fold) for v in values)
     return "\n".join(lines) + "\n"
 
 
-def render(entries: Iterable[Entry]) -> str:
+def render(entries: Iterable[Entry], *, fold: bool = True) -> str:
     """LDIF text of ``entries``, separated by blank lines."""
-    return "\n".join(render_entry(e) for e in entries)
+    return "\n".join(render_entry(e, fold=fold) for e in entries)
 
 
 def _physical_lines(text: str) -> Iterator[str]:
@@ -115,8 +121,103 @@ class LdifError(ValueError):
     pass
 
 
+# a line that is not "attr:", a continuation, a comment or blank (split_records: parse it)
+_NOT_A_LINE = re.compile(r"^(?![A-Za-z0-9][A-Za-z0-9;.-]*:|[ #]|$)", re.MULTILINE)
+
+
+@dataclass
+class Record:
+    """One LDIF record kept as text: its DN and the record's text (parsed on demand)."""
+
+    dn: str
+    text: str
+
+    def entry(self) -> Entry:
+        """The record parsed; :class:`LdifError` if it is not exactly one entry named ``dn``."""
+        found = parse(self.text)
+        if len(found) != 1 or found[0].dn != self.dn:
+            raise LdifError(f"record of {self.dn!r} is not one entry")
+        return found[0]
+
+
+def split_records(text: str) -> list[Record] | None:
+    """The records of LDIF written like :func:`render` writes it (one blank line between
+    records, each starting with ``dn:``, no comments, LF only), without parsing the
+    attributes; None when the text is not of that form (use :func:`parse`)."""
+    if "\r" in text or "\n\n\n" in text or _NOT_A_LINE.search(text):
+        return None
+    out: list[Record] = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        if not block.startswith("dn:") or "\n#" in block:
+            return None
+        end = block.find("\n")
+        while end != -1 and block.startswith(" ", end + 1):
+            end = block.find("\n", end + 1)
+        first = (block if end == -1 else block[:end]).replace("\n ", "")
+        rest = first[3:]
+        if rest.startswith(":"):
+            try:
+                dn = base64.b64decode(rest[1:].strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return None
+        else:
+            dn = rest.lstrip(" ")
+        out.append(Record(dn, block + "\n"))
+    return out
+
+
 def parse(text: str) -> list[Entry]:
     """Parse LDIF content records (no change records). Raises :class:`LdifError` with the line."""
+    if "\r" not in text:
+        try:
+            return _parse_lf(text)
+        except LdifError:
+            pass  # parsed again below for the line number
+    return _parse_lines(text)
+
+
+def _parse_lf(text: str) -> list[Entry]:
+    """:func:`_parse_lines` for LF-only text, unfolded in one step (same result, faster)."""
+    entries: list[Entry] = []
+    entry: Entry | None = None
+    b64 = base64.b64decode
+    for line in text.replace("\n ", "").split("\n"):
+        if not line or line.isspace():
+            entry = None
+            continue
+        if line[0] == "#" or line.startswith("version:"):
+            continue
+        name, sep, rest = line.partition(":")
+        if not sep:
+            raise LdifError("expected 'attribute: value'")
+        if rest[:1] == ":":
+            try:
+                value = b64(rest[1:].strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                raise LdifError("bad base64 value") from None
+        elif rest[:1] == "<":
+            raise LdifError("URL values are not supported")
+        else:
+            value = rest.lstrip(" ")
+            if "\x00" in value:
+                raise LdifError("NUL in a plain value")
+        if entry is None:
+            if name.lower() != "dn":
+                raise LdifError("an entry must start with 'dn:'")
+            entry = Entry(dn=value)
+            entries.append(entry)
+        else:
+            values = entry.attrs.get(name)
+            if values is None:
+                entry.attrs[name] = [value]
+            else:
+                values.append(value)
+    return entries
+
+
+def _parse_lines(text: str) -> list[Entry]:
     entries: list[Entry] = []
     entry: Entry | None = None
     for n, line in _logical_lines(text):

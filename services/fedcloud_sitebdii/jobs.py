@@ -15,14 +15,16 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii import infosys
 from fedcloud_core.bdii.ldap import LdapUrl
+from fedcloud_core.bdii.publish import Prepared, prepare, publish, state_file
 from fedcloud_core.bdii.service import Target, read_password, supervised_slapd
-from fedcloud_core.bdii.slapd import SlapdSettings
-from fedcloud_core.bdii.sync import LdapTree, plan_sync, sync
+from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
+from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
@@ -91,20 +93,31 @@ def build_tree(
     return wanted
 
 
-def _target(ctx: JobContext, report: RunReport) -> Target:
+def state_dir(cfg: AppConfig) -> Path:
+    """Where the applied state of each suffix is kept."""
+    return data_dir(cfg) / "applied"
+
+
+def _target(
+    ctx: JobContext,
+    report: RunReport,
+    preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None,
+) -> tuple[Target, Slapd | None]:
+    """Where to write; with ``--with-slapd`` also the slapd when it was (re)started now."""
     cfg = ctx.config
     if ctx.option("with_slapd"):
-        slapd, started = supervised_slapd(slapd_settings(cfg))
+        slapd, started = supervised_slapd(slapd_settings(cfg), preload)
         if started:
             report.count("slapd_starts")
         assert slapd.password is not None
-        return Target(url=slapd.url, password=slapd.password)
+        return Target(url=slapd.url, password=slapd.password), slapd if started else None
     url = ctx.option("ldap_url") or f"ldap://{cfg.site_bdii.host}:{cfg.site_bdii.port}"
     try:
         LdapUrl.parse(url)
     except ValueError as exc:
         raise ConfigError(str(exc), key="--ldap-url") from None
-    return Target(url=url, password=read_password(data_dir(cfg) / "slapd" / "run" / "rootpw"))
+    pw = read_password(data_dir(cfg) / "slapd" / "run" / "rootpw")
+    return Target(url=url, password=pw), None
 
 
 def run(ctx: JobContext) -> RunReport:
@@ -133,8 +146,16 @@ def run(ctx: JobContext) -> RunReport:
 
     trees: dict[str, LdapTree] = dict(ctx.deps.get("trees") or {})
     own = not trees
+    prepared: list[Prepared] = []
+
+    def preload() -> dict[str, list[Entry]]:  # a new slapd: bulk-load before it serves
+        prep = prepare(wanted, base=SUFFIX)
+        prepared.append(prep)
+        return {SUFFIX: prep.ordered()}
+
+    started: Slapd | None = None
     if own:
-        target = _target(ctx, report)
+        target, started = _target(ctx, report, None if ctx.dry_run else preload)
         trees[SUFFIX] = target.tree(SUFFIX, timeout=cfg.site_bdii.timeout)
         if cfg.site_bdii.grid_compat:
             trees["o=grid"] = target.tree("o=grid", timeout=cfg.site_bdii.timeout)
@@ -150,12 +171,26 @@ def run(ctx: JobContext) -> RunReport:
                 unchanged=plan.unchanged,
             )
             return report
-        res = sync(glue, SUFFIX, wanted)
+        sdir = state_dir(cfg)
+        loaded = started.loaded.get(SUFFIX) if started and prepared else None
+        res = publish(
+            glue,
+            SUFFIX,
+            wanted,
+            state_path=state_file(sdir, SUFFIX),
+            loaded=loaded,
+            prepared=prepared[0] if loaded is not None else None,
+        )
         report.counts.update(res.counts())
+        report.details["publish"] = res.mode
+        if res.reason:
+            report.details["resync_reason"] = res.reason
         for f in res.failures:
             report.error(str(f))
         if "o=grid" in trees:
-            for f in sync(trees["o=grid"], "o=grid", tree.grid_entries(cfg.site.name)).failures:
+            grid = tree.grid_entries(cfg.site.name)
+            g = publish(trees["o=grid"], "o=grid", grid, state_path=state_file(sdir, "o=grid"))
+            for f in g.failures:
                 report.error(str(f))
         if infosys.BASE in trees:
             last = infosys.previous_value(trees[infosys.BASE], JOB_KEY, "last-change")
@@ -167,7 +202,10 @@ def run(ctx: JobContext) -> RunReport:
                 "last-change": last,
                 **{f"sources-{r.url}": r.state.value for r in results},
             }
-            for f in infosys.publish(trees[infosys.BASE], JOB_KEY, figures).failures:
+            stats = infosys.publish(
+                trees[infosys.BASE], JOB_KEY, figures, state_path=state_file(sdir, infosys.BASE)
+            )
+            for f in stats.failures:
                 report.error(f"o=infosys: {f}")
     finally:
         if own:

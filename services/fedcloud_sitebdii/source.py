@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii.errors import BdiiError
-from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree
+from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree, search_ldif
 from fedcloud_core.files import atomic_write
 from fedcloud_core.ldif import Entry, LdifError, parse, render
 
@@ -45,6 +46,10 @@ class SourceResult:
 
 
 def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> list[Entry]:
+    """The resource BDII's tree: one ``ldapsearch`` (C client, ~10x faster than decoding
+    20,000 entries with ldap3), ldap3 where ldap-utils is not installed."""
+    if shutil.which("ldapsearch"):
+        return search_ldif(url.server_url, base, timeout=timeout)
     conn = connect(url.server_url, timeout=timeout)
     try:
         return read_tree(conn, base)

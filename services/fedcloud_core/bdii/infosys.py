@@ -9,9 +9,11 @@ nothing writes nothing here either.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from ..ldif import Entry
-from .sync import LdapTree, SyncResult, sync
+from .publish import publish as publish_tree
+from .sync import LdapTree, SyncResult
 
 BASE = "o=infosys"
 
@@ -33,5 +35,8 @@ def previous_value(tree: LdapTree, name: str, key: str) -> str | None:
     return None
 
 
-def publish(tree: LdapTree, name: str, figures: Mapping[str, object]) -> SyncResult:
-    return sync(tree, BASE, stats_entries(name, figures))
+def publish(
+    tree: LdapTree, name: str, figures: Mapping[str, object], *, state_path: Path | None = None
+) -> SyncResult:
+    """Through the publish path (``state_path``: its applied state; None: read and diff)."""
+    return publish_tree(tree, BASE, stats_entries(name, figures), state_path=state_path)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ldif import Entry
 from .errors import BdiiError
 from .ldap import Ldap3Tree, connect
 from .slapd import Slapd, SlapdSettings
@@ -24,15 +26,20 @@ _lock = threading.Lock()
 _supervised: dict[tuple[str, int], Slapd] = {}
 
 
-def supervised_slapd(settings: SlapdSettings) -> tuple[Slapd, bool]:
-    """The process's slapd for ``settings`` (started if needed); True if it was (re)started now."""
+def supervised_slapd(
+    settings: SlapdSettings, preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None
+) -> tuple[Slapd, bool]:
+    """The process's slapd for ``settings`` (started if needed); True if it was (re)started now.
+
+    ``preload`` gives the entries per suffix to bulk-load when it is (re)started
+    (:attr:`Slapd.loaded` then says what failed)."""
     key = (settings.host, settings.port)
     with _lock:
         slapd = _supervised.get(key)
         if slapd is None:
             slapd = Slapd(settings)
             _supervised[key] = slapd
-        started = slapd.ensure_running()
+        started = slapd.ensure_running(preload)
         return slapd, started
 
 
@@ -68,4 +75,5 @@ class Target:
 
     def tree(self, suffix: str, *, timeout: int) -> Ldap3Tree:
         dn = self.rootdn_template.format(suffix=suffix)
-        return Ldap3Tree(connect(self.url, bind_dn=dn, password=self.password, timeout=timeout))
+        conn = connect(self.url, bind_dn=dn, password=self.password, timeout=timeout)
+        return Ldap3Tree(conn, url=self.url, bind_dn=dn, password=self.password, timeout=timeout)

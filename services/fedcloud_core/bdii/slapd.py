@@ -10,21 +10,30 @@ Layout under ``data_dir``::
 The databases are wiped at each start: the durable data is the snapshot the
 updater loads, slapd is a cache of it. The password is generated per start, kept
 in memory and in ``run/rootpw``; it is never logged.
+
+Since every start begins with empty databases, :meth:`Slapd.start` can fill them
+with ``slapadd -q`` before slapd serves (``preload``): 20,000 entries in well under a
+second instead of one LDAP add each. slapadd names a failed entry by its LDIF line;
+it is mapped back to the DN, and the entries below a failed one are left out (and
+reported) so the database never holds an entry without its parent.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,8 +43,11 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from ..files import atomic_write
+from ..ldif import Entry, render_entry
 from ..tool import run_tool
+from . import dn as dnlib
 from .errors import SlapdError
+from .sync import Failure
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +152,7 @@ class SlapdSettings:
     module_dir: Path = Path("/usr/lib/ldap")
     slapd_bin: str = "/usr/sbin/slapd"
     slaptest_bin: str = "/usr/sbin/slaptest"
+    slapadd_bin: str = "/usr/sbin/slapadd"
     start_timeout: float = 20.0
     template_dir: Path | None = None
 
@@ -202,6 +215,10 @@ def render_config(settings: SlapdSettings, rootpw_hash: str) -> str:
     )
 
 
+_SLAPADD_LINE = re.compile(r"\(line=(\d+)\)")
+_SLAPADD_WHY = re.compile(r"^slapadd: |\s*\(line=\d+\):?")
+
+
 @dataclass
 class Slapd:
     """One slapd child process. ``start()``/``stop()``; also a context manager."""
@@ -210,6 +227,7 @@ class Slapd:
     password: str | None = field(default=None, repr=False)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     starts: int = 0
+    loaded: dict[str, list[Failure]] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -248,12 +266,26 @@ class Slapd:
         run_tool([s.slaptest_bin, "-u", "-f", str(conf)], timeout=30)
         return conf
 
-    def start(self) -> None:
-        """Write a fresh config, start slapd in the foreground, wait until it answers."""
+    def start(self, preload: Mapping[str, Sequence[Entry]] | None = None) -> None:
+        """Write a fresh config, start slapd in the foreground, wait until it answers.
+
+        ``preload``: entries per suffix (parents first) put into the new databases with
+        ``slapadd`` before slapd serves; :attr:`loaded` then holds, per suffix loaded, the
+        entries that failed (by DN). A suffix whose slapadd failed as a whole is left
+        empty and not in :attr:`loaded` (the updater fills it over LDAP).
+        """
         if self.running():
             return
         s = self.settings
         conf = self._prepare()
+        self.loaded = {}
+        for suffix, entries in (preload or {}).items():
+            db = next(d for d in s.databases if d.suffix.lower() == suffix.lower())
+            try:
+                self.loaded[suffix] = self._slapadd(conf, db, entries)
+            except SlapdError as exc:
+                log.warning("%s: bulk load failed, filled over LDAP instead: %s", suffix, exc)
+                self._wipe(db)
         argv = [s.slapd_bin, "-f", str(conf), "-h", s.url + "/", "-d", s.loglevel]
         with open(self.log_path, "wb") as logf:
             try:
@@ -269,6 +301,69 @@ class Slapd:
             self.stop()
             raise
         log.info("slapd (%s) answering on %s, data in %s", s.role, s.url, s.data_dir)
+
+    def _wipe(self, db: Database) -> None:
+        d = self.settings.data_dir / "db" / db.name
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+
+    def _slapadd(self, conf: Path, db: Database, entries: Sequence[Entry]) -> list[Failure]:
+        """Load ``entries`` into the (empty) database of ``db``; the failed ones by DN."""
+        failures: list[Failure] = []
+        todo = list(entries)
+        for _round in range(5):
+            chunks, starts, line = [], [], 1
+            for e in todo:
+                text = render_entry(e, fold=False)
+                starts.append(line)
+                chunks.append(text)
+                line += text.count("\n") + 1
+            proc = run_tool(
+                [self.settings.slapadd_bin, "-q", "-c", "-f", str(conf), "-b", db.suffix],
+                input="\n".join(chunks).encode("utf-8"),
+                timeout=600,
+                check=False,
+            )
+            if proc.returncode == 0:
+                return failures
+            bad: dict[int, str] = {}
+            err_lines = proc.stderr.decode("utf-8", errors="replace").splitlines()
+            for i, ln in enumerate(err_lines):
+                m = _SLAPADD_LINE.search(ln)
+                if not m:
+                    continue
+                k = bisect.bisect_right(starts, int(m.group(1))) - 1
+                if k < 0:
+                    continue
+                why = _SLAPADD_WHY.sub("", ln).strip()
+                if i > 0 and not _SLAPADD_LINE.search(err_lines[i - 1]):
+                    why = f"{err_lines[i - 1].strip().lstrip('<= ').strip()}; {why}"
+                bad.setdefault(k, why)
+            if not bad:
+                tail = " | ".join(err_lines[-3:])
+                raise SlapdError(f"slapadd {db.suffix} failed (code {proc.returncode}): {tail}")
+            failed_keys = set()
+            for k, why in bad.items():
+                failures.append(Failure("add", todo[k].dn, why))
+                failed_keys.add(dnlib.normalize(todo[k].dn))
+            keep, dropped = [], False
+            for k, e in enumerate(todo):
+                if k in bad:
+                    continue
+                key = dnlib.normalize(e.dn)
+                if any(key.endswith("," + f) for f in failed_keys):
+                    failures.append(
+                        Failure("add", e.dn, "not attempted: the parent entry could not be added")
+                    )
+                    failed_keys.add(key)
+                    dropped = True
+                    continue
+                keep.append(e)
+            if not dropped:
+                return failures  # nothing below a failed entry: what slapadd loaded is right
+            self._wipe(db)
+            todo = keep
+        raise SlapdError(f"slapadd {db.suffix}: still failing after 5 rounds")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
@@ -325,8 +420,12 @@ class Slapd:
                 proc.wait(5)
         log.info("slapd (%s) stopped (exit %s)", self.settings.role, proc.returncode)
 
-    def ensure_running(self) -> bool:
-        """Start slapd if it is not running; True if it was (re)started now."""
+    def ensure_running(
+        self, preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None
+    ) -> bool:
+        """Start slapd if it is not running; True if it was (re)started now.
+
+        ``preload``: called only when starting, gives the entries to bulk-load."""
         if self.running():
             return False
         if self.proc is not None:
@@ -336,7 +435,7 @@ class Slapd:
                 self.log_tail(),
             )
             self.proc = None
-        self.start()
+        self.start(preload() if preload else None)
         return True
 
     def __enter__(self) -> Slapd:

@@ -7,12 +7,13 @@ stale snapshot) and reports the health.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ..ldif import Entry, LdifError, parse
+from ..ldif import Entry, LdifError, Record, parse, split_records
 from . import dn as dnlib
 
 
@@ -31,6 +32,13 @@ class Snapshot:
     entries: list[Entry] = field(default_factory=list)
     age: float | None = None  # seconds
     problem: str | None = None
+    records: list[Record] = field(default_factory=list)  # records=True: not parsed yet
+    digest: str = ""  # of the file's bytes and the health (same: nothing to publish again)
+
+    @property
+    def items(self) -> list[Entry | Record]:
+        """The snapshot's entries, or its records when it was read with ``records=True``."""
+        return [*self.records] if self.records else [*self.entries]
 
     @property
     def usable(self) -> bool:
@@ -43,11 +51,18 @@ class Snapshot:
         return self.health is Health.OK
 
 
-def load_snapshot(path: Path, *, max_age: float, base: str, now: float | None = None) -> Snapshot:
-    """Read ``path``; ``base`` is the DN below which a snapshot must have entries to be non-empty."""
+def load_snapshot(
+    path: Path, *, max_age: float, base: str, now: float | None = None, records: bool = False
+) -> Snapshot:
+    """Read ``path``; ``base`` is the DN below which a snapshot must have entries to be non-empty.
+
+    ``records``: keep the entries as unparsed LDIF records when the file is written the
+    way the project writes LDIF (the publish path parses only what changed); anything
+    else is parsed as usual."""
     try:
         st = path.stat()
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return Snapshot(
             path, Health.MISSING, problem=f"{path}: no snapshot (has cloud-info run yet?)"
@@ -55,22 +70,26 @@ def load_snapshot(path: Path, *, max_age: float, base: str, now: float | None = 
     except (OSError, UnicodeDecodeError) as exc:
         return Snapshot(path, Health.INVALID, problem=f"{path}: cannot read: {exc}")
     age = max(0.0, (time.time() if now is None else now) - st.st_mtime)
-    try:
-        entries = parse(text)
-    except LdifError as exc:
-        return Snapshot(path, Health.INVALID, age=age, problem=f"{path}: {exc}")
-    below = [e for e in entries if _strictly_below(e.dn, base)]
-    if not below:
-        return Snapshot(path, Health.EMPTY, entries, age, f"{path}: no entries below {base}")
-    if age > max_age:
-        return Snapshot(
-            path,
-            Health.STALE,
-            entries,
-            age,
-            f"{path}: snapshot is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); kept, not refreshed",
+    digest = hashlib.sha256(data).hexdigest()
+    recs = split_records(text) if records else None
+    entries: list[Entry] = []
+    if recs is None:
+        try:
+            entries = parse(text)
+        except LdifError as exc:
+            return Snapshot(path, Health.INVALID, age=age, problem=f"{path}: {exc}")
+    dns = [r.dn for r in recs] if recs is not None else [e.dn for e in entries]
+    snap = Snapshot(path, Health.OK, entries, age, records=recs or [])
+    if not any(_strictly_below(dn, base) for dn in dns):
+        snap.health, snap.problem = Health.EMPTY, f"{path}: no entries below {base}"
+    elif age > max_age:
+        snap.health = Health.STALE
+        snap.problem = (
+            f"{path}: snapshot is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); "
+            "kept, not refreshed"
         )
-    return Snapshot(path, Health.OK, entries, age)
+    snap.digest = f"{digest}:{snap.health.value}"
+    return snap
 
 
 def _strictly_below(dn: str, base: str) -> bool:

@@ -66,6 +66,7 @@ class Plan:
     suppressed_deletes: int = 0
     rejected: list[Failure] = field(default_factory=list)  # wanted entries that cannot be written
     unchanged: int = 0
+    restamped: int = 0  # unchanged entries written differently (the applied state is updated)
 
     @property
     def writes(self) -> int:
