@@ -15,22 +15,25 @@ Only servers deleted within the margin before a window end are kept (the next ru
 overlap cannot reach older ones). Written atomically, just before the project's
 checkpoint moves. Losing the file costs at most one duplicate final record per server
 of the last margin (APEL keeps the last record of a VMUUID): an unreadable file is
-reported and treated as empty.
+reported and treated as empty. The version is the core's versioned state
+(:mod:`fedcloud_core.statefile`): a file of a newer release is refused
+(``StateVersionError``, the run fails) and never overwritten.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from fedcloud_core.files import atomic_write
+from fedcloud_core.statefile import JsonMigration, dump_versioned, load_versioned
 
 from .checkpoint import iso
 from .extract.facts import parse_time
 
 VERSION = 1
+MIGRATIONS: dict[int, JsonMigration] = {}  # version n -> n + 1
+KIND = "accounting final records"
 
 
 class FinalsStore:
@@ -40,16 +43,15 @@ class FinalsStore:
         self.path = Path(path)
 
     def load(self) -> dict[str, dict[str, datetime]]:
-        """Empty when the file is missing; ValueError when it is unreadable or invalid."""
+        """Empty when the file is missing; ValueError when it is unreadable or invalid;
+        StateVersionError (not a ValueError) when a newer release wrote it."""
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+            doc = load_versioned(self.path, KIND, VERSION, MIGRATIONS, persist=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{self.path}: unreadable ({exc})") from None
+        if doc is None:
+            return {}
         try:
-            if doc.get("version") != VERSION:
-                raise ValueError(f"unsupported version {doc.get('version')!r}")
             out: dict[str, dict[str, datetime]] = {}
             for project, servers in doc["projects"].items():
                 entries = {}
@@ -81,9 +83,8 @@ class FinalsStore:
         if not doc and not self.path.exists():
             return
         text = {
-            "version": VERSION,
             "projects": {
                 p: {sid: iso(t) for sid, t in sorted(v.items())} for p, v in sorted(doc.items())
             },
         }
-        atomic_write(self.path, json.dumps(text, indent=2, sort_keys=True) + "\n")
+        dump_versioned(self.path, text, VERSION, indent=2, sort_keys=True)

@@ -29,7 +29,7 @@ from fedcloud_accounting.errors import AccountingError
 from fedcloud_accounting.extract.facts import Project
 from fedcloud_accounting.record.validate import parse_cloud_message
 from fedcloud_accounting.run import Extractor, Window
-from fedcloud_core.errors import ExitCode
+from fedcloud_core.errors import ExitCode, StateVersionError
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.lock import RunLock
 
@@ -370,3 +370,25 @@ def test_changes_since_overlap_queues_no_final_record_twice(tmp_path):
         if margin:
             assert report.counts["final_records_already_queued"] == 1
     assert messages[0] == messages[10]
+
+
+def test_finals_of_a_newer_release_stop_the_run_untouched(tmp_path):
+    """A finals.json written by a newer release is refused (versioned state, issue 18): the
+    run fails naming the file, queues nothing and leaves the file and checkpoints as they were."""
+    src = standard_source()
+    src.servers_by_project[P1].append(
+        server("s-gone", created=100, terminated=(END - T0).total_seconds() / 3600 - 5 / 60)
+    )
+    ex, store = extractor(tmp_path, src)
+    ex.run()
+    finals = store.path.parent / "finals.json"
+    doc = json.loads(finals.read_text())
+    doc["version"] = 2
+    finals.write_text(json.dumps(doc))
+    before = (finals.read_text(), store.path.read_text())
+    writer = MemoryWriter()
+    later = Extractor(ex.config, src, writer, store, now=lambda: END + timedelta(hours=1))
+    with pytest.raises(StateVersionError, match=r"finals\.json"):
+        later.run()
+    assert writer.messages == []
+    assert (finals.read_text(), store.path.read_text()) == before

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from fedcloud_accounting.action_cache import ActionCache
 from fedcloud_accounting.checkpoint import CheckpointStore
+from fedcloud_accounting.finals import FinalsStore
 from fedcloud_core import statefile
 from fedcloud_core.errors import PermanentError, StateVersionError
 from fedcloud_core.report import RunReport, load_report, store_report
@@ -145,6 +146,26 @@ def test_newer_action_cache_is_refused(old: Path):
     _bump(root / f"{PROJECT}.json", 2)
     with pytest.raises(StateVersionError, match=r"action cache has state version 2"):
         ActionCache(root).load(PROJECT)
+
+
+def test_newer_finals_are_refused_untouched(tmp_path: Path):
+    """finals.json is versioned state too (issue 18): a newer release's file stops the run
+    instead of being read as empty and overwritten."""
+    path = tmp_path / "accounting" / "finals.json"
+    store = FinalsStore(path)
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    store.save(PROJECT, {"srv-1": when}, when - timedelta(minutes=10), {})
+    assert json.loads(path.read_text())["version"] == 1
+    assert store.load() == {PROJECT: {"srv-1": when}}
+    _bump(path, 3)
+    text = path.read_text()
+    with pytest.raises(StateVersionError) as err:
+        store.load()
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "accounting final records has state version 3" in msg
+    assert "up to 1" in msg
+    assert path.read_text() == text
 
 
 def test_newer_images_state_db_is_refused_untouched(old: Path):
