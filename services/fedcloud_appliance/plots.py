@@ -26,6 +26,7 @@ RESULT_COLOURS = {
 FONT = 'font-family="sans-serif" font-size="11"'
 
 W, H = 640, 220
+MAX_MARKERS = 60  # over_time: points with a marker and tooltip up to this many per series
 LEFT, RIGHT, TOP, BOTTOM = 56, 150, 14, 28
 
 
@@ -176,6 +177,8 @@ def over_time(
                 + " ".join(f"{x:.1f},{y:.1f}" for x, y, _w, _v in pts)
                 + '"/>'
             )
+        if len(pts) > MAX_MARKERS:  # a line only: the page stays light (runs every few minutes)
+            continue
         for x, y, when, v in pts:
             out.append(
                 f'<circle class="point" data-series="{_e(name)}" data-x="{_e(when)}" '

@@ -194,7 +194,7 @@ def _interval(cfg: AppConfig, job: str) -> int:
 
 def _default_hours(cfg: AppConfig, job: str, factor: int) -> str:
     minutes = _interval(cfg, job) or 60
-    return f"{(factor * minutes + GRACE_MINUTES) / 60:g}"
+    return f"{round((factor * minutes + GRACE_MINUTES) / 60, 1):g}"
 
 
 def _fmt_hours(seconds: float | None) -> str:
