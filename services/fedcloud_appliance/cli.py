@@ -266,11 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("scheduler", help="run every job on its configured interval (the long-running service)")
     p.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
     p.add_argument(
+        "--only",
         "--jobs",
+        dest="jobs",
         nargs="+",
         metavar="JOB",
         choices=[j.key for j in registry.jobs()],
         help="only these jobs (default: all enabled)",
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="JOB",
+        default=[],
+        choices=[j.key for j in registry.jobs()],
+        help="not these jobs (e.g. images-sync, which the bundle runs in a container of its "
+        "own, without the host key)",
     )
     _common(p)
     p.set_defaults(handler=cmd_scheduler)
@@ -430,14 +441,23 @@ def cmd_run_container(args: argparse.Namespace) -> int:
     return oneshot.run_oneshot(args.job, settings, extra_args=extra)
 
 
+def scheduled_jobs(only: Sequence[str] | None, exclude: Sequence[str] = ()) -> list[JobSpec]:
+    """The jobs ``scheduler --only ... --exclude ...`` runs (each still needs an interval)."""
+    wanted, skip = set(only or []), set(exclude)
+    if wanted & skip:
+        raise ConfigError(
+            f"scheduler: {', '.join(sorted(wanted & skip))} given to both --only and --exclude"
+        )
+    specs = [s for s in registry.jobs() if (not wanted or s.key in wanted) and s.key not in skip]
+    if not specs:
+        raise ConfigError("scheduler: --only/--exclude leave no job to run")
+    return specs
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    specs = scheduled_jobs(args.jobs, args.exclude)
     cfg = load_config(args.config)
-    wanted = set(args.jobs or [])
-    selected = [
-        (s, s.interval(cfg) if s.interval else 0)
-        for s in registry.jobs()
-        if not wanted or s.key in wanted
-    ]
+    selected = [(s, s.interval(cfg) if s.interval else 0) for s in specs]
 
     def make_ctx() -> JobContext:
         return JobContext(config=cfg, options=argparse.Namespace(once=True, dry_run=False))

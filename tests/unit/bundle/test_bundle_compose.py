@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedcloud_appliance import oneshot
+from fedcloud_appliance import cli, oneshot, registry
+from fedcloud_core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -29,6 +30,7 @@ def test_required_services():
         "ssm",
         "images",
         "scheduler",
+        "images-scheduler",
         "status-web",
     } <= set(SERVICES)
 
@@ -94,17 +96,80 @@ def test_named_volumes_share_the_oneshot_prefix():
         assert COMPOSE["volumes"][vol]["name"] == "${FEDCLOUD_VOLUME_PREFIX:-fedcloud}-" + vol
 
 
-def test_scheduler_runs_only_the_jobs_without_their_own_container():
-    cmd = SERVICES["scheduler"]["command"]
-    assert cmd[:2] == ["fedcloud-appliance", "scheduler"]
-    assert cmd[cmd.index("--jobs") + 1 :] == [
-        "cloud-info",
-        "accounting-extract",
-        "ssm-send",
-        "images-sync",
-    ]
-    assert "profiles" not in SERVICES["scheduler"]
+def _jobs_of(svc: dict) -> set[str]:
+    """The job keys a service's command runs: a scheduler's (--only/--exclude, parsed by the
+    real CLI) or a one-shot's."""
+    cmd = svc["command"]
+    if cmd[0] != "fedcloud-appliance":
+        return set()
+    if cmd[1] == "scheduler":
+        args = cli.build_parser().parse_args(cmd[1:])
+        return {s.key for s in cli.scheduled_jobs(args.jobs, args.exclude)}
+    return {k for k, j in oneshot.JOBS.items() if tuple(cmd[1 : 1 + len(j.command)]) == j.command}
+
+
+SCHEDULERS = sorted(n for n, s in SERVICES.items() if s["command"][1:2] == ["scheduler"])
+
+
+def test_the_schedulers_run_every_job_without_a_container_of_its_own_once():
+    assert SCHEDULERS == ["images-scheduler", "scheduler"]
+    assert _jobs_of(SERVICES["scheduler"]) == {"cloud-info", "accounting-extract", "ssm-send"}
+    assert _jobs_of(SERVICES["images-scheduler"]) == {"images-sync"}
+    for name in SCHEDULERS:
+        svc = SERVICES[name]
+        assert "profiles" not in svc
+        hc = svc["healthcheck"]["test"]
+        assert set(hc[hc.index("--jobs") + 1 :]) == _jobs_of(svc), name
     assert "profiles" not in SERVICES["status-web"]
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_a_scheduler_mounts_what_its_jobs_need_and_nothing_else(name):
+    """The same mounts as the one-shot containers of its jobs (oneshot.JOBS), together."""
+    want: set[str] = set()
+    for key in _jobs_of(SERVICES[name]):
+        want |= {
+            m["Target"] for m in oneshot.container_spec(key, oneshot.OneshotSettings())["mounts"]
+        }
+    have = {v.split(":")[1] for v in SERVICES[name]["volumes"]}
+    assert have == want
+
+
+def test_no_container_that_runs_the_images_job_mounts_the_host_key():
+    """Images are untrusted input (issue 18): whatever container replicates them - the
+    images scheduler, the one-shot, a cron run-container - sees the CA directory only,
+    never /etc/grid-security with the host key and certificate."""
+    runners = sorted(n for n, s in SERVICES.items() if "images-sync" in _jobs_of(s))
+    assert runners == ["images", "images-scheduler"]
+    for name in runners:
+        targets = {v.split(":")[1]: v.split(":")[0] for v in SERVICES[name]["volumes"]}
+        assert "/etc/grid-security" not in targets, name
+        assert targets["/etc/grid-security/certificates"].endswith("/certificates"), name
+        assert not [t for t in targets if "hostkey" in t or "hostcert" in t], name
+    spec = oneshot.container_spec("images-sync", oneshot.OneshotSettings())
+    grid = [m for m in spec["mounts"] if m["Target"].startswith("/etc/grid-security")]
+    assert [(m["Source"], m["Target"]) for m in grid] == [
+        ("/etc/grid-security/certificates", "/etc/grid-security/certificates")
+    ]
+
+
+def test_scheduler_only_and_exclude():
+    keys = [s.key for s in cli.scheduled_jobs(None, ["images-sync"])]
+    assert "images-sync" not in keys
+    assert "cloud-info" in keys
+    only = [s.key for s in cli.scheduled_jobs(["images-sync", "ssm-send"])]
+    assert sorted(only) == ["images-sync", "ssm-send"]
+    with pytest.raises(ConfigError, match="both"):
+        cli.scheduled_jobs(["ssm-send"], ["ssm-send"])
+    with pytest.raises(ConfigError, match="no job"):
+        cli.scheduled_jobs(None, [s.key for s in registry.jobs()])
+    # --jobs stays an alias of --only
+    args = cli.build_parser().parse_args(["scheduler", "--jobs", "ssm-send"])
+    assert (args.jobs, args.exclude) == (["ssm-send"], [])
+    args = cli.build_parser().parse_args(
+        ["scheduler", "--only", "ssm-send", "--exclude", "cloud-info"]
+    )
+    assert (args.jobs, args.exclude) == (["ssm-send"], ["cloud-info"])
 
 
 def test_override_is_ignored_by_git_and_example_exists():

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 ROOTFS = ROOT / "ova" / "rootfs"
@@ -48,6 +49,26 @@ def test_bdii_unit_drives_the_bdii_containers_through_compose():
     )
     assert "ExecStop=/usr/bin/docker-compose stop --timeout 20 resource-bdii site-bdii" in text
     assert "Requires=docker.service" in text
+
+
+@pytest.mark.unit
+def test_the_units_start_and_stop_every_service_of_scheduler_mode():
+    """Each always-on compose service (no profile) is started, created and stopped by one
+    unit: a new container (e.g. images-scheduler, issue 18) is not left out of the OVA."""
+    compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    always = {n for n, s in compose["services"].items() if "profiles" not in s}
+    verbs = {"up --no-build --no-start": set(), "up --no-build --no-color": set(), "stop": set()}
+    for u in UNITS:
+        for line in (ROOTFS / "etc/systemd/system" / u).read_text().splitlines():
+            for verb, seen in verbs.items():
+                head = f"/usr/bin/docker-compose {verb} "
+                if head in line:
+                    rest = line.split(head, 1)[1].split()
+                    seen.update(w for w in rest if not w.startswith("-") and not w.isdigit())
+    for verb, seen in verbs.items():
+        assert seen == always, verb
+    text = (ROOTFS / "etc/systemd/system/fedcloud-appliance.service").read_text()
+    assert "docker-compose stop --timeout 300 scheduler images-scheduler" in text
 
 
 @pytest.mark.unit

@@ -127,3 +127,19 @@ def test_status_takes_each_jobs_newest_report_from_the_given_state_dirs(tmp_path
     without = {r["key"]: r for r in status.collect(cfg, now, probe=None)["jobs"]}
     assert without["bdii-update"]["status"] == "failed"  # only the stale one
     assert without["site-bdii"]["status"] == "never"
+
+
+def test_the_host_key_and_the_image_cache_never_share_a_container():
+    """Images are untrusted input (issue 18): a container that mounts /etc/grid-security
+    (host key and certificate: the ssm signer) never mounts the image cache, and a container
+    that runs the images job sees only the CA directory."""
+    for name, svc in SERVICES.items():
+        mounts = _mounts(svc)
+        sources = {src for src, _ in mounts.values()}
+        if "/etc/grid-security" in mounts:
+            assert "images" not in sources, name
+        if "images" in sources and any(w for s, w in mounts.values() if s == "images"):
+            assert "/etc/grid-security" not in mounts, name
+            assert mounts["/etc/grid-security/certificates"][1] is False, name
+    images = oneshot.container_spec("images-sync", oneshot.OneshotSettings())["mounts"]
+    assert "/etc/grid-security" not in {m["Target"] for m in images}

@@ -249,3 +249,24 @@ def test_job_config_error_inside_the_run_exits_2(tmp_path, monkeypatch):
         cli.main(["accounting", "extract", "--once", "--config", str(_write(tmp_path))])
         == ExitCode.CONFIG
     )
+
+
+def test_scheduler_only_and_exclude_pick_the_scheduled_jobs(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        cli, "run_forever", lambda sched: seen.append(sorted(j.id for j in sched.get_jobs()))
+    )
+    cfg = str(_write(tmp_path))
+    assert cli.main(["scheduler", "--config", cfg, "--only", "images-sync"]) == 0
+    assert (
+        cli.main(
+            ["scheduler", "--config", cfg, "--exclude", "images-sync", "bdii-update", "site-bdii"]
+        )
+        == 0
+    )
+    assert seen[0] == ["images-sync"]
+    assert "images-sync" not in seen[1]
+    assert {"cloud-info", "accounting-extract", "ssm-send"} <= set(seen[1])
+    assert (
+        cli.main(["scheduler", "--config", cfg, "--only", "ssm-send", "--exclude", "ssm-send"]) == 2
+    )
