@@ -2,8 +2,9 @@
 
 A TCP proxy between ``ssm send`` and a private RabbitMQ forwards the 8th SEND frame to the broker
 and then closes both sides, so the broker has the message and the sender never sees the receipt.
-The run ends transient with that message (and the rest) still queued; the next run sends what
-is queued; the receiver stores every message once and counts the re-sent one as a duplicate.
+The run ends transient with every message without a receipt still queued (the sender keeps a
+few in flight); the next run sends what is queued; the receiver stores every message once and
+counts the re-sent ones as duplicates.
 """
 
 from __future__ import annotations
@@ -119,15 +120,18 @@ def test_connection_cut_before_receipt_every_message_delivered_or_queued(
     assert report.fatal, report.summary()
     assert report.details.get("transient") is True
     still = {s.replace("/", "-") for s in QueueSimple(str(path))}
-    assert len(still) == N - (CUT_AT - 1)  # the one without a receipt stays queued
+    acked = N - len(still)  # the sender may keep several messages in flight
+    assert acked < CUT_AT  # at least the last one sent has no receipt: it stays queued
     assert not list(path.rglob("*.lck"))
 
-    # the broker got CUT_AT messages: the CUT_AT-th is both delivered and still queued
+    # the broker got up to CUT_AT messages: those without a receipt are delivered and still queued
     store = drain(pki, broker, destination, tmp_path / "recv")
     first = set(store.accepted())
-    assert len(first) == CUT_AT
-    assert first | still == names
-    assert len(first & still) == 1
+    assert acked <= len(first) <= CUT_AT
+    assert first | still == names  # every message: delivered, or still queued
+    in_flight = first & still
+    assert len(in_flight) == len(first) - acked
+    assert in_flight  # the cut hit before a receipt of a message the broker had
 
     # the next run, straight to the broker, sends everything still queued
     settings = stomp_settings(pki, broker, destination, tls=False)
@@ -142,4 +146,4 @@ def test_connection_cut_before_receipt_every_message_delivered_or_queued(
     final = Store(tmp_path / "recv")
     assert final.accepted() == {k.replace("/", "-"): v for k, v in queued.items()}
     dups = (tmp_path / "recv" / "duplicates.log").read_text().splitlines()
-    assert len(dups) == 1  # the re-sent message, recognised by its empa-id
+    assert len(dups) == len(in_flight)  # the re-sent ones, recognised by their empa-id
