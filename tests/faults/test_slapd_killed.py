@@ -1,9 +1,14 @@
-"""Fault: slapd SIGKILLed while bdii-update loads a large snapshot into an empty tree.
+"""Fault: slapd SIGKILLed during a first load of a large snapshot, then the next bdii-update run.
 
-The job runs the appliance's way (``--with-slapd``: the job process starts and supervises its
-own slapd). slapd is killed once a few hundred of ~1,200 entries are in; that run fails; the
-next run restarts slapd (fresh database) and loads the whole snapshot. The snapshot itself is
-never touched.
+Two ways the appliance feeds slapd, two tests:
+
+- a slapd started elsewhere (``--ldap-url``), empty: bdii-update fills it over LDAP (bulk
+  ``ldapadd -c``). slapd is killed once a few hundred of ~1,200 entries are in, restarted on
+  the same (partly loaded) database; the next run completes the tree.
+- the appliance's own supervised slapd (``--with-slapd``): loaded with ``slapadd`` before it
+  serves; killed afterwards, the next run restarts it (fresh database) and loads everything.
+
+The snapshot is never touched; the tree ends equal to it; the run after writes nothing.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from __future__ import annotations
 import argparse
 import re
 import signal
+import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,6 +29,7 @@ from faults.faultlib import free_port, wait_for
 from fedcloud_cloudinfo import bdii_update
 from fedcloud_core.bdii import service
 from fedcloud_core.bdii.dn import normalize
+from fedcloud_core.bdii.slapd import Slapd
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.ldif import Entry, parse, render
@@ -70,67 +79,124 @@ def adds_logged(log: Path) -> int:
     return len(_ADD.findall(text))
 
 
-def test_slapd_killed_during_first_load_next_run_loads_everything(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    snap_path = state / "cloud-info" / "snapshot.ldif"
-    snap_path.parent.mkdir(parents=True)
-    entries = large_snapshot()
-    snap_path.write_text(render(entries), encoding="utf-8")
-    snap_bytes = snap_path.read_bytes()
-    cfg = parse_config(
+def make_config(state: Path, **bdii: Any) -> Any:
+    return parse_config(
         yaml.safe_dump(
             {
                 "site": {"name": "TEST-SITE"},
                 "paths": {"state_dir": str(state)},
-                "bdii": {"host": "127.0.0.1", "port": free_port(), "log_level": "stats"},
+                "bdii": {"host": "127.0.0.1", "port": free_port(), "log_level": "stats", **bdii},
             }
         ),
         environ={},
     )
-    ns = argparse.Namespace(with_slapd=True, ldap_url=None, provider=False, snapshot=None)
-    settings = bdii_update.slapd_settings(cfg)
-    log = settings.run_dir / "slapd.log"
-    reports: list = []
 
-    def first_run() -> None:
-        reports.append(execute(bdii_update.JOB, JobContext(config=cfg, options=ns)))
 
+def write_snapshot(state: Path) -> tuple[Path, list[Entry]]:
+    snap_path = state / "cloud-info" / "snapshot.ldif"
+    snap_path.parent.mkdir(parents=True)
+    entries = large_snapshot()
+    snap_path.write_text(render(entries), encoding="utf-8")
+    return snap_path, entries
+
+
+def wanted(cfg: Any, snap_path: Path) -> dict[str, dict[str, set[str]]]:
+    snap = bdii_update.load_snapshot(
+        snap_path, max_age=cfg.bdii.snapshot_max_age, base=bdii_update.RESOURCE_BASE
+    )
+    return {
+        normalize(e.dn): {k.lower(): set(v) for k, v in e.attrs.items()}
+        for e in bdii_update.wanted_entries(snap)
+        if isinstance(e, Entry)
+    }
+
+
+def restart_keeping_data(slapd: Slapd) -> None:
+    """Start slapd again on the same config and database (what a process supervisor does)."""
+    s = slapd.settings
+    argv = [s.slapd_bin, "-f", str(s.run_dir / "slapd.conf"), "-h", s.url + "/", "-d", s.loglevel]
+    with open(slapd.log_path, "ab") as logf:
+        slapd.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+    slapd._wait_ready()
+
+
+def test_slapd_killed_during_first_load_over_ldap_next_run_completes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    snap_path, entries = write_snapshot(state)
+    snap_bytes = snap_path.read_bytes()
+    data = tmp_path / "slapd"
+    cfg = make_config(state, data_dir=str(data))
+    slapd = Slapd(replace(bdii_update.slapd_settings(cfg), data_dir=data))
+    slapd.start()  # empty, started "elsewhere": bdii-update writes to it over LDAP
+    ns = argparse.Namespace(with_slapd=False, ldap_url=slapd.url, provider=False, snapshot=None)
+    reports: list[Any] = []
     try:
-        t = threading.Thread(target=first_run, name="bdii-update-1")
+        t = threading.Thread(
+            target=lambda: reports.append(
+                execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
+            ),
+            name="bdii-update-1",
+        )
         t.start()
-        wait_for(lambda: adds_logged(log) >= 300, timeout=60, what="300 entries added")
-        slapd = service._supervised[(settings.host, settings.port)]
+        wait_for(lambda: adds_logged(slapd.log_path) >= 300, timeout=60, what="300 entries added")
         assert slapd.proc is not None
         slapd.proc.send_signal(signal.SIGKILL)
+        slapd.proc.wait(10)
         t.join(timeout=120)
         assert not t.is_alive(), "bdii-update hung after slapd died"
         first = reports[0]
-        print("operator sees:", first.summary())
+        print("operator sees:", first.summary(), first.errors[:3])
         assert first.fatal or first.errors, "the interrupted run must report the failure"
-        assert slapd.proc is not None
-        assert slapd.proc.poll() == -signal.SIGKILL
         assert snap_path.read_bytes() == snap_bytes  # the snapshot is untouched
 
-        # the next run: the supervisor restarts slapd (fresh database) and loads everything
+        restart_keeping_data(slapd)
+        partial = tree(slapd.url)
+        assert 0 < len(partial) < len(entries)  # what was committed before the kill survived
+
         second = execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
+        print("operator sees:", second.summary())
         assert second.fatal is None, second.fatal
         assert second.errors == []
-        assert second.counts.get("slapd_starts") == 1
-        want = {
-            normalize(e.dn): {k.lower(): set(v) for k, v in e.attrs.items()}
-            for e in bdii_update.wanted_entries(
-                bdii_update.load_snapshot(
-                    snap_path, max_age=cfg.bdii.snapshot_max_age, base=bdii_update.RESOURCE_BASE
-                )
-            )
-        }
+        want = wanted(cfg, snap_path)
         got = tree(slapd.url)
         assert set(got) == set(want)
         assert len(got) == len(entries)
         for dn, attrs in want.items():
             assert got[dn] == attrs, dn
 
-        # and the one after writes nothing
+        before = adds_logged(slapd.log_path)
+        third = execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
+        assert third.errors == []
+        assert adds_logged(slapd.log_path) == before  # nothing left to add
+    finally:
+        slapd.stop()
+
+
+def test_supervised_slapd_killed_next_run_restarts_and_reloads(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    snap_path, entries = write_snapshot(state)
+    cfg = make_config(state)
+    ns = argparse.Namespace(with_slapd=True, ldap_url=None, provider=False, snapshot=None)
+    settings = bdii_update.slapd_settings(cfg)
+    try:
+        first = execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
+        assert first.errors == []
+        slapd = service._supervised[(settings.host, settings.port)]
+        assert slapd.proc is not None
+        slapd.proc.send_signal(signal.SIGKILL)
+        slapd.proc.wait(10)
+
+        second = execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
+        print("operator sees:", second.summary())
+        assert second.fatal is None, second.fatal
+        assert second.errors == []
+        assert second.counts.get("slapd_starts") == 1
+        want = wanted(cfg, snap_path)
+        got = tree(slapd.url)
+        assert set(got) == set(want)
+        assert len(got) == len(entries)
+        for dn, attrs in want.items():
+            assert got[dn] == attrs, dn
         third = execute(bdii_update.JOB, JobContext(config=cfg, options=ns))
         assert third.errors == []
         assert third.counts.get("slapd_starts") is None
