@@ -188,3 +188,132 @@ def standard_source() -> FakeSource:
         },
         volumes_by_project={P1: [Volume("vol-1", "data", P1, "u1", 10, at(1), "in-use")]},
     )
+
+
+# ---------------------------------------------------------------- a big, Nova-like site
+
+FLEET_END = datetime(2026, 11, 21, 14, 0, 0, tzinfo=UTC)
+
+
+def fleet_projects(n: int = 50) -> list[str]:
+    return [f"{i:02d}".ljust(32, "f") for i in range(n)]
+
+
+def fleet(n: int, projects: int = 50) -> FakeSource:
+    """``n`` servers over ``projects`` projects, with Nova's ``launched_at``/``updated`` rules.
+
+    Deterministic. Nova saves the instance (moving ``updated``) on every state change and
+    sets ``launched_at`` on every spawn: the first one, and also unshelve, rebuild, resize
+    and rescue. Most servers run untouched since their first launch (``updated`` is their
+    ``launched_at``, or a second later); the others were stopped, suspended, paused,
+    shelved, rebooted, deleted, never launched - and some were stopped or shelved, then
+    re-spawned by a rebuild or an unshelve, so that their ``updated`` is again their
+    ``launched_at``, days after their creation.
+    """
+    import random
+
+    src = FakeSource(flavor_list=[SMALL, LARGE, GPU])
+    pids = fleet_projects(projects)
+    src.project_list = [Project(p, f"project-{p[:2]}") for p in pids]
+    src.users = {f"u{k}": f"user{k}" for k in range(5)}
+    flavors = [SMALL, SMALL, LARGE, GPU]
+    for i in range(n):
+        rng = random.Random(i)
+        sid = f"{i:08d}-0000-4000-8000-{rng.getrandbits(48):012x}"
+        pid = pids[i % len(pids)]
+        created = FLEET_END - timedelta(seconds=rng.randint(3600, 60 * 86400))
+        launched: datetime | None = created + timedelta(seconds=rng.randint(5, 90))
+        assert launched is not None
+        span = int((FLEET_END - launched).total_seconds())
+
+        def t(frac: float, base: datetime = launched, total: int = span) -> datetime:
+            return base + timedelta(seconds=max(60, int(total * frac)))
+
+        acts = [Action("create", created)]
+        status, terminated = "ACTIVE", None
+        updated = launched + timedelta(seconds=rng.choice((0, 0, 0, 1)))
+        kind = i % 20
+        if kind == 0:  # deleted within the last 30 days, sometimes after a stop/start
+            end = FLEET_END - timedelta(seconds=rng.randint(60, 29 * 86400))
+            if end <= launched + timedelta(minutes=10):
+                end = launched + timedelta(minutes=10)
+            if rng.random() < 0.5:
+                acts += [Action("stop", t(0.2, launched, int((end - launched).total_seconds())))]
+                acts += [Action("start", t(0.4, launched, int((end - launched).total_seconds())))]
+            acts.append(Action("delete", end))
+            status, terminated, updated = "DELETED", end + timedelta(seconds=1), end
+        elif kind == 1:
+            acts.append(Action("stop", t(0.5)))
+            status, updated = "SHUTOFF", acts[-1].time
+        elif kind == 2:
+            acts.append(Action("suspend", t(0.3)))
+            status, updated = "SUSPENDED", acts[-1].time
+        elif kind == 3:
+            acts.append(Action("pause", t(0.7)))
+            status, updated = "PAUSED", acts[-1].time
+        elif kind == 4:
+            acts += [Action("stop", t(0.2)), Action("start", t(0.6))]
+            updated = acts[-1].time
+        elif kind == 5:  # shelved, unshelved days later: a new launched_at, updated with it
+            acts += [
+                Action("shelve", t(0.2)),
+                Action("shelveOffload", t(0.2) + timedelta(seconds=9)),
+            ]
+            acts.append(Action("unshelve", t(0.5)))
+            launched = updated = acts[-1].time + timedelta(seconds=20)
+        elif kind == 6:  # stopped, started, rebuilt: the rebuild re-spawns it
+            acts += [Action("stop", t(0.1)), Action("start", t(0.3)), Action("rebuild", t(0.6))]
+            launched = updated = acts[-1].time + timedelta(seconds=15)
+        elif kind == 7:
+            acts.append(Action("reboot", t(0.5)))
+            updated = acts[-1].time
+        elif kind == 8 and i % 40 == 8:  # went to ERROR while building: never launched
+            status, launched, updated = "ERROR", None, created + timedelta(seconds=3)
+        elif kind == 9:
+            acts += [
+                Action("shelve", t(0.4)),
+                Action("shelveOffload", t(0.4) + timedelta(seconds=5)),
+            ]
+            status, updated = "SHELVED_OFFLOADED", acts[-1].time
+        src.servers_by_project.setdefault(pid, []).append(
+            Server(
+                id=sid,
+                name=f"vm-{i:05d}",
+                project_id=pid,
+                user_id=f"u{i % 5}",
+                status=status,
+                created=created,
+                terminated=terminated,
+                launched=launched,
+                updated=updated,
+                image_id=rng.choice(("img-1", "img-2", None)),
+                flavor=flavors[i % len(flavors)],
+                flavor_ref=flavors[i % len(flavors)].name,
+            )
+        )
+        src.actions_by_server[sid] = acts
+        if i % 7 == 0:
+            src.ips_by_project.setdefault(pid, []).append(
+                FloatingIP(f"fip-{i:05d}", f"192.0.{i % 250}.{i % 200 + 1}", pid, f"port-{i}", sid)
+            )
+        if i % 10 == 0:
+            src.volumes_by_project.setdefault(pid, []).append(
+                Volume(f"vol-{i:05d}", f"data-{i}", pid, "u1", 1 + i % 50, created, "in-use")
+            )
+    return src
+
+
+def fleet_config(tmp: Path, projects: int = 50, **accounting: Any) -> AppConfig:
+    pids = fleet_projects(projects)
+    return AppConfig.model_validate(
+        {
+            "site": {"name": "FLEET-SITE", "service_name": "https://cloud.example.org:5000/v3"},
+            "vos": {
+                "vo-a.example.org": {"projects": pids[::2]},
+                "vo-b.example.org": {"projects": pids[1::2]},
+            },
+            "paths": {"state_dir": str(tmp / "state"), "spool_dir": str(tmp / "spool")},
+            "accounting": accounting,
+            "ssm": {"protocol": "STOMP"},
+        }
+    )
