@@ -36,7 +36,7 @@ from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
-from fedcloud_core.ldif import Entry, render
+from fedcloud_core.ldif import Entry, Record, render
 from fedcloud_core.report import RunReport, utcnow
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def slapd_settings(cfg: AppConfig) -> SlapdSettings:
     )
 
 
-Preload = Callable[[], Mapping[str, Sequence[Entry]]]
+Preload = Callable[[], Mapping[str, Sequence[Entry | Record]]]
 
 
 def _target(
@@ -190,10 +190,10 @@ def run(ctx: JobContext) -> RunReport:
     allow_delete = snap.authoritative
     prepared: list[Prepared] = []
 
-    def preload() -> dict[str, list[Entry]]:  # a new slapd: bulk-load before it serves
+    def preload() -> dict[str, list[Entry | Record]]:  # a new slapd: bulk-load first
         prep = prepare(wanted, base=SUFFIX)
         prepared.append(prep)
-        return {SUFFIX: prep.ordered()}
+        return {SUFFIX: prep.loadable()}
 
     trees, started = _trees(ctx, report, None if ctx.dry_run else preload)
     try:

@@ -132,6 +132,14 @@ class Record:
     dn: str
     text: str
 
+    def with_dn(self, dn: str) -> Record:
+        """The same record under another DN (its first logical line replaced)."""
+        end = self.text.find("\n")
+        while end != -1 and self.text.startswith(" ", end + 1):
+            end = self.text.find("\n", end + 1)
+        rest = "" if end == -1 else self.text[end + 1 :]
+        return Record(dn, _line("dn", dn, fold=False) + "\n" + rest)
+
     def entry(self) -> Entry:
         """The record parsed; :class:`LdifError` if it is not exactly one entry named ``dn``."""
         found = parse(self.text)

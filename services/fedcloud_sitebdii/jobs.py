@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
@@ -28,7 +29,7 @@ from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
-from fedcloud_core.ldif import Entry
+from fedcloud_core.ldif import Entry, LdifError, Record
 from fedcloud_core.report import RunReport, utcnow
 
 from . import source, tree
@@ -61,12 +62,49 @@ def public_hostname(cfg: AppConfig) -> str:
     return cfg.site_bdii.published_host(socket.getfqdn)
 
 
+def _parsed(items: Iterable[Entry | Record]) -> list[Entry]:
+    out = []
+    for i in items:
+        try:
+            out.append(i.entry() if isinstance(i, Record) else i)
+        except LdifError as exc:
+            log.warning("%s: not LDIF: %s", i.dn, exc)
+    return out
+
+
+def rehome(
+    items: Sequence[Entry | Record], site: str, old_base: str
+) -> tuple[list[Entry | Record], int]:
+    """:func:`tree.rehome` that keeps records unparsed (only their DN line is rewritten)."""
+    entries = [i for i in items if isinstance(i, Entry)]
+    out: list[Entry | Record] = []
+    skipped = 0
+    if entries:
+        moved, skipped = tree.rehome(entries, site, old_base)
+        out.extend(moved)
+    new_base = tree.group_dn(site)
+    new_key = dnlib.normalize(new_base)
+    for r in items:
+        if not isinstance(r, Record):
+            continue
+        try:
+            new = dnlib.rehome(r.dn, old_base, new_base)
+        except dnlib.DnError:
+            new = None
+        if new is None or dnlib.normalize(new) == new_key:
+            skipped += 1  # outside the resource group, or the group itself (we publish our own)
+            continue
+        out.append(r.with_dn(new))
+    return out, skipped
+
+
 def build_tree(
     cfg: AppConfig, results: list[source.SourceResult], report: RunReport
-) -> list[Entry]:
-    """The whole wanted o=glue tree from the sources' results."""
+) -> list[Entry | Record]:
+    """The whole wanted o=glue tree from the sources' results (a resource BDII's answer
+    stays as unparsed LDIF records: the publish path parses only what changed)."""
     site = cfg.site.name
-    wanted = tree.static_entries(cfg.site)
+    wanted: list[Entry | Record] = [*tree.static_entries(cfg.site)]
     wanted += tree.bdii_site_entries(
         cfg.site, public_hostname(cfg), cfg.site_bdii.public_port, quality=cfg.site.production_level
     )
@@ -74,9 +112,9 @@ def build_tree(
     for r in results:
         if r.state is source.SourceState.DROPPED:
             continue
-        moved, _skipped = tree.rehome(r.entries, site, r.base)
+        moved, _skipped = rehome(r.entries, site, r.base)
         if r.state is source.SourceState.KEPT:
-            moved = tree.mark_unknown(moved)
+            moved = [*tree.mark_unknown(_parsed(moved))]
         dup = 0
         for e in moved:
             key = dnlib.normalize(e.dn)
@@ -88,9 +126,15 @@ def build_tree(
         if dup:
             report.warn(f"{r.url}: {dup} entries already published by another source (first kept)")
         report.count("resource_entries", len(moved) - dup)
-        for other in sorted(tree.foreign_domains(moved, site)):
+        services = _parsed(
+            e for e in moved if not isinstance(e, Record) or _ADMIN_DOMAIN_KEY.search(e.text)
+        )
+        for other in sorted(tree.foreign_domains(services, site)):
             report.warn(f"{r.url}: services name admin domain {other!r}, not the site {site!r}")
     return wanted
+
+
+_ADMIN_DOMAIN_KEY = re.compile(r"^GLUE2ServiceAdminDomainForeignKey:", re.I | re.M)
 
 
 def state_dir(cfg: AppConfig) -> Path:
@@ -101,7 +145,7 @@ def state_dir(cfg: AppConfig) -> Path:
 def _target(
     ctx: JobContext,
     report: RunReport,
-    preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None,
+    preload: Callable[[], Mapping[str, Sequence[Entry | Record]]] | None = None,
 ) -> tuple[Target, Slapd | None]:
     """Where to write; with ``--with-slapd`` also the slapd when it was (re)started now."""
     cfg = ctx.config
@@ -148,10 +192,10 @@ def run(ctx: JobContext) -> RunReport:
     own = not trees
     prepared: list[Prepared] = []
 
-    def preload() -> dict[str, list[Entry]]:  # a new slapd: bulk-load before it serves
+    def preload() -> dict[str, list[Entry | Record]]:  # a new slapd: bulk-load first
         prep = prepare(wanted, base=SUFFIX)
         prepared.append(prep)
-        return {SUFFIX: prep.ordered()}
+        return {SUFFIX: prep.loadable()}
 
     started: Slapd | None = None
     if own:
@@ -163,7 +207,7 @@ def run(ctx: JobContext) -> RunReport:
     try:
         glue = trees[SUFFIX]
         if ctx.dry_run:
-            plan = plan_sync(glue.read(SUFFIX), wanted, base=SUFFIX)
+            plan = plan_sync(glue.read(SUFFIX), _parsed(wanted), base=SUFFIX)
             report.counts.update(
                 would_add=len(plan.adds),
                 would_modify=len(plan.modifies),

@@ -11,22 +11,22 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii.errors import BdiiError
-from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree, search_ldif
+from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree, search_records
 from fedcloud_core.files import atomic_write
-from fedcloud_core.ldif import Entry, LdifError, parse, render
+from fedcloud_core.ldif import Entry, LdifError, Record, parse, render
 
 from .tree import RESOURCE_BASE
 
 log = logging.getLogger(__name__)
 
-Fetcher = Callable[[LdapUrl, str, int], list[Entry]]
+Fetcher = Callable[[LdapUrl, str, int], Sequence[Entry | Record]]
 
 
 class SourceState(StrEnum):
@@ -40,21 +40,25 @@ class SourceResult:
     url: str
     state: SourceState
     base: str = RESOURCE_BASE
-    entries: list[Entry] = field(default_factory=list)
+    entries: Sequence[Entry | Record] = field(default_factory=list)  # records: not parsed
     problem: str | None = None
     silent_for: float | None = None
 
 
-def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> list[Entry]:
+def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> Sequence[Entry | Record]:
     """The resource BDII's tree: one ``ldapsearch`` (C client, ~10x faster than decoding
-    20,000 entries with ldap3), ldap3 where ldap-utils is not installed."""
+    20,000 entries with ldap3) kept as unparsed records; ldap3 without ldap-utils."""
     if shutil.which("ldapsearch"):
-        return search_ldif(url.server_url, base, timeout=timeout)
+        return search_records(url.server_url, base, timeout=timeout)
     conn = connect(url.server_url, timeout=timeout)
     try:
         return read_tree(conn, base)
     finally:
         conn.unbind()
+
+
+def _ldif(items: Sequence[Entry | Record]) -> str:
+    return "\n".join(i.text if isinstance(i, Record) else render([i]) for i in items)
 
 
 def source_base(url: LdapUrl) -> str:
@@ -90,7 +94,7 @@ def query(
         entries = fetch(url, base, timeout)
         below = [e for e in entries if dnlib.normalize(e.dn) != dnlib.normalize(base)]
         if below:
-            atomic_write(cache, render(entries))
+            atomic_write(cache, _ldif(entries))
             return SourceResult(url_text, SourceState.OK, base, entries)
         problem = f"{url}: answered with no entries below {base}"
     except (BdiiError, OSError) as exc:

@@ -59,6 +59,10 @@ class _CountRequests:
         import requests.sessions
 
         self.n = 0
+        self.in_flight = 0
+        self.busy_since = 0.0
+        self.http_wall = 0.0  # wall time with at least one request in flight
+        self.http_sum = 0.0  # summed over requests (threads overlap)
         self._lock = threading.Lock()
         self._mod = requests.sessions
         self._orig = requests.sessions.Session.send
@@ -67,9 +71,21 @@ class _CountRequests:
         orig = self._orig
 
         def send(sess: Any, request: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
             with self._lock:
                 self.n += 1
-            return orig(sess, request, **kw)
+                if self.in_flight == 0:
+                    self.busy_since = t0
+                self.in_flight += 1
+            try:
+                return orig(sess, request, **kw)
+            finally:
+                t1 = time.perf_counter()
+                with self._lock:
+                    self.http_sum += t1 - t0
+                    self.in_flight -= 1
+                    if self.in_flight == 0:
+                        self.http_wall += t1 - self.busy_since
 
         self._mod.Session.send = send  # type: ignore[method-assign]
         return self
@@ -123,10 +139,13 @@ def ours(mapping: dict[str, str], clouds_yaml: str) -> dict[str, Any]:
     )
     with _CountRequests() as counter:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         site = collect(src, cfg, report, opts)
+        c1 = time.process_time()
         t1 = time.perf_counter()
     text = RENDERERS["glue21-json"](site)
     t2 = time.perf_counter()
+    indented = len(json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False))
     ldif = RENDERERS["glue20-ldif"](site)
     t3 = time.perf_counter()
     return {
@@ -135,6 +154,10 @@ def ours(mapping: dict[str, str], clouds_yaml: str) -> dict[str, Any]:
         "render_ldif": t3 - t2,
         "calls": counter.n,
         "calls_source": src.api_calls,
+        "cpu": c1 - c0,
+        "http_wall": counter.http_wall,
+        "http_sum": counter.http_sum,
+        "bytes_indented": indented + 1,
         "ldif_entries": ldif.count("\ndn: ") + 1,
         "errors": len(report.errors),
         **_json_counts(text),
@@ -300,6 +323,15 @@ def main() -> int:
             f"{_ratio(b['render'], a['render']):>9} {_ratio(tot_b, tot_a):>9} "
             f"{_ratio(b['calls'], a['calls']):>11}"
         )
+    print(
+        f"ours, where the collect time went: {a['collect']:.2f} s wall = HTTP in flight "
+        f"{a['http_wall']:.2f} s (summed over parallel calls {a['http_sum']:.2f} s) + the rest; "
+        f"our process's CPU {a['cpu']:.2f} s (includes the HTTP client's parsing); "
+        f"GLUE 2.1 JSON {a['bytes'] / 1e6:.2f} MB compact "
+        f"({a['bytes_indented'] / 1e6:.2f} MB indented, as before issue 13), "
+        f"{a['bytes'] / max(1, a['images']) / 1e3:.1f} KB per image; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     print(
         f"notes: ours also rendered GLUE 2.0 LDIF ({a['ldif_entries']} entries) in "
         f"{a['render_ldif']:.3f} s; {a['errors']} item errors; HTTP calls counted at "

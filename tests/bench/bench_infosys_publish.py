@@ -105,6 +105,13 @@ def one_percent(wanted: list[Entry], n: int) -> list[Entry]:
     return changed + [image(n + i) for i in range(third)]
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """As cloud-info writes its snapshot: a new file renamed over the old one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -136,7 +143,7 @@ class Ours:
 
     def first(self, entries: Sequence[Item], source: str = "") -> PublishResult:
         prep = prepare(entries, base="o=glue")
-        self.slapd.start({"o=glue": prep.ordered()})
+        self.slapd.start({"o=glue": prep.loadable()})
         self.tree = self._connect()
         return publish(
             self.tree,
@@ -373,7 +380,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-bdii-") as tmpname:
         tmp = Path(tmpname)
         snap = tmp / "snapshot.ldif"
-        snap.write_text(render(wanted), encoding="utf-8")
+        write_atomically(snap, render(wanted))
         print(f"infosys publish: {n} entries, load average {load()}")
         ours = Ours(tmp, "resource")
         site = Ours(tmp, "site")
@@ -386,7 +393,7 @@ def main() -> int:
                 assert ours.tree is not None
                 ops = {k: v - before.get(k, 0) for k, v in ours.tree.ops.items()}
                 rows.append((name, dt, res, ops.get("search", 0), _writes(ops)))
-            snap.write_text(render(changed), encoding="utf-8")
+            write_atomically(snap, render(changed))
             before = dict(ours.tree.ops)
             dt, res = snapshot_cycle(ours, snap)
             ops = {k: v - before.get(k, 0) for k, v in ours.tree.ops.items()}

@@ -53,7 +53,10 @@ def _split_unescaped(text: str, seps: str) -> tuple[list[str], bool]:
 
 def split_dn(dn: str) -> list[str]:
     """The RDNs of ``dn`` (left = leaf), each still escaped, surrounding blanks removed."""
-    pieces, dangling = _split_unescaped(dn, ",;")
+    if "\\" not in dn and ";" not in dn:  # nothing escaped: plain splitting, same result
+        pieces, dangling = dn.split(","), False
+    else:
+        pieces, dangling = _split_unescaped(dn, ",;")
     if dangling:
         raise DnError(f"DN ends with a lone backslash: {dn!r}")
     parts = [_strip_unescaped(p) for p in pieces[:-1]]

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
-from ..ldif import Entry, LdifError, parse, render
+from ..ldif import Entry, LdifError, Record, parse, render, split_records
 from .errors import LdapUnavailable
 from .sync import Changes, OpResult
 
@@ -178,6 +178,34 @@ def search_ldif(
     timeout: float = 120.0,
 ) -> list[Entry]:
     """Every entry under ``base`` read by ``ldapsearch`` (user attributes); [] if no base."""
+    text = _ldapsearch(url, base, bind_dn=bind_dn, password=password, timeout=timeout)
+    try:
+        return parse(text)
+    except LdifError as exc:
+        raise LdapUnavailable(f"{url}: search of {base}: bad LDIF: {exc}") from None
+
+
+def search_records(url: str, base: str, *, timeout: float = 120.0) -> list[Entry] | list[Record]:
+    """:func:`search_ldif` (anonymous) as unparsed records (parsed entries if the output
+    cannot be split without parsing)."""
+    text = _ldapsearch(url, base, timeout=timeout)
+    recs = split_records(text)
+    if recs is not None:
+        return recs
+    try:
+        return parse(text)
+    except LdifError as exc:
+        raise LdapUnavailable(f"{url}: search of {base}: bad LDIF: {exc}") from None
+
+
+def _ldapsearch(
+    url: str,
+    base: str,
+    *,
+    bind_dn: str | None = None,
+    password: str | None = None,
+    timeout: float = 120.0,
+) -> str:
     u = LdapUrl.parse(url)
     with contextlib.ExitStack() as stack:
         pw = stack.enter_context(_secret_file(password)) if bind_dn and password else None
@@ -190,14 +218,14 @@ def search_ldif(
         except subprocess.TimeoutExpired:
             raise LdapUnavailable(f"{u.server_url}: search of {base} timed out") from None
     if proc.returncode == NO_SUCH_OBJECT:
-        return []
+        return ""
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", errors="replace").strip().replace("\n", " | ")
         raise LdapUnavailable(f"{u.server_url}: search of {base} failed: {err[:300]}")
     try:
-        return parse(proc.stdout.decode("utf-8"))
-    except (LdifError, UnicodeDecodeError) as exc:
-        raise LdapUnavailable(f"{u.server_url}: search of {base}: bad LDIF: {exc}") from None
+        return proc.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LdapUnavailable(f"{u.server_url}: search of {base}: not UTF-8: {exc}") from None
 
 
 def _rejects(text: str) -> list[tuple[str, str]]:

@@ -103,9 +103,10 @@ class Prepared:
         e = item.entry() if isinstance(item, Record) else item
         return writable(_with_rdn(e, _rdn_pairs(e.dn, key)))
 
-    def ordered(self) -> list[Entry]:
+    def ordered(self, *, sems: bool = False) -> list[Entry]:
         """Every entry to write, parents first; one that cannot be parsed is moved to
-        :attr:`rejected` (with the entries below it)."""
+        :attr:`rejected` (with the entries below it). ``sems``: keep the entry digests of
+        the records parsed (a later reformatted record is then not read back)."""
         out: list[Entry] = []
         bad: list[str] = []
         for key in list(self.entries):
@@ -116,13 +117,47 @@ class Prepared:
                 continue
             try:
                 e = self.entry(key)
-                if isinstance(self.entries[key], Record):
-                    self.sems[key] = entry_digest(e)
-                out.append(e)
+            except (LdifError, dnlib.DnError) as exc:
+                self.rejected.append(Failure("check", self.entries.pop(key).dn, str(exc)))
+                bad.append(key)
+                continue
+            if sems and isinstance(self.entries[key], Record):
+                self.sems[key] = entry_digest(e)
+            out.append(e)
+        return out
+
+    def loadable(self) -> list[Entry | Record]:
+        """:meth:`ordered` for a bulk load: a record that already holds its RDN value is
+        passed on as its text, unparsed (the loader parses and cleans it if it is refused)."""
+        out: list[Entry | Record] = []
+        bad: list[str] = []
+        for key in list(self.entries):
+            item = self.entries[key]
+            if bad and any(key.endswith("," + b) for b in bad):
+                self.rejected.append(
+                    Failure("check", self.entries.pop(key).dn, "parent entry cannot be parsed")
+                )
+                continue
+            if isinstance(item, Record):
+                try:
+                    pairs = _rdn_pairs(item.dn, key)
+                except dnlib.DnError:
+                    pairs = [("", "\n")]
+                if all(f"\n{n}: {v}\n" in item.text for n, v in pairs):
+                    out.append(item)
+                    continue
+            try:
+                out.append(self.entry(key))
             except (LdifError, dnlib.DnError) as exc:
                 self.rejected.append(Failure("check", self.entries.pop(key).dn, str(exc)))
                 bad.append(key)
         return out
+
+
+def as_entry(record: Record) -> Entry:
+    """A record parsed and made writable (RDN values present, no repeated values)."""
+    e = record.entry()
+    return writable(_with_rdn(e, _rdn_pairs(e.dn, dnlib.normalize(e.dn))))
 
 
 def writable(e: Entry) -> Entry:
@@ -137,6 +172,8 @@ def _with_rdn(entry: Entry, rdn_pairs: list[tuple[str, str]]) -> Entry:
     attrs = entry.attrs
     missing = []
     for name, value in rdn_pairs:
+        if value in attrs.get(name, ()):
+            continue
         key = next((k for k in attrs if k.lower() == name.lower()), None)
         if key is None or value not in attrs[key]:
             missing.append((key or name, value))
@@ -510,13 +547,7 @@ def publish(
         plan = _incremental_plan(tree, prep, st, allow_delete=allow_delete)
         res = _as_publish(_apply(tree, plan), "incremental" if plan.writes else "unchanged")
         res.entries = prep.wanted
-        if (
-            plan.writes
-            or plan.rejected
-            or plan.restamped
-            or not st.complete
-            or st.source != source
-        ):
+        if plan.writes or plan.rejected or plan.restamped or not st.complete or st.source != source:
             _record(
                 tree,
                 state_path,
@@ -582,7 +613,7 @@ def _as_publish(r: SyncResult, mode: str) -> PublishResult:
 def _full(
     tree: LdapTree, base: str, prep: Prepared, current: Sequence[Entry], allow_delete: bool
 ) -> PublishResult:
-    plan = plan_sync(current, prep.ordered(), base=base, allow_delete=allow_delete)
+    plan = plan_sync(current, prep.ordered(sems=True), base=base, allow_delete=allow_delete)
     plan.rejected[:0] = prep.rejected
     out = _as_publish(_apply(tree, plan), "full")
     out.entries = prep.wanted

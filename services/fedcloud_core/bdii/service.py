@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..ldif import Entry
+from ..ldif import Entry, Record
 from .errors import BdiiError
 from .ldap import Ldap3Tree, connect
 from .slapd import Slapd, SlapdSettings
@@ -27,7 +27,8 @@ _supervised: dict[tuple[str, int], Slapd] = {}
 
 
 def supervised_slapd(
-    settings: SlapdSettings, preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None
+    settings: SlapdSettings,
+    preload: Callable[[], Mapping[str, Sequence[Entry | Record]]] | None = None,
 ) -> tuple[Slapd, bool]:
     """The process's slapd for ``settings`` (started if needed); True if it was (re)started now.
 

@@ -43,7 +43,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from ..files import atomic_write
-from ..ldif import Entry, render_entry
+from ..ldif import Entry, LdifError, Record, render_entry
 from ..tool import run_tool
 from . import dn as dnlib
 from .errors import SlapdError
@@ -266,7 +266,7 @@ class Slapd:
         run_tool([s.slaptest_bin, "-u", "-f", str(conf)], timeout=30)
         return conf
 
-    def start(self, preload: Mapping[str, Sequence[Entry]] | None = None) -> None:
+    def start(self, preload: Mapping[str, Sequence[Entry | Record]] | None = None) -> None:
         """Write a fresh config, start slapd in the foreground, wait until it answers.
 
         ``preload``: entries per suffix (parents first) put into the new databases with
@@ -307,14 +307,21 @@ class Slapd:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
 
-    def _slapadd(self, conf: Path, db: Database, entries: Sequence[Entry]) -> list[Failure]:
-        """Load ``entries`` into the (empty) database of ``db``; the failed ones by DN."""
+    def _slapadd(
+        self, conf: Path, db: Database, entries: Sequence[Entry | Record]
+    ) -> list[Failure]:
+        """Load ``entries`` into the (empty) database of ``db``; the failed ones by DN.
+
+        A :class:`Record` goes in as its text; if slapadd refuses it, it is parsed, made
+        writable and tried again before it counts as failed."""
+        from .publish import as_entry  # publish uses this module's callers, not the reverse
+
         failures: list[Failure] = []
         todo = list(entries)
-        for _round in range(5):
+        for _round in range(6):
             chunks, starts, line = [], [], 1
             for e in todo:
-                text = render_entry(e, fold=False)
+                text = e.text if isinstance(e, Record) else render_entry(e, fold=False)
                 starts.append(line)
                 chunks.append(text)
                 line += text.count("\n") + 1
@@ -324,8 +331,7 @@ class Slapd:
                 timeout=600,
                 check=False,
             )
-            if proc.returncode == 0:
-                return failures
+            # slapadd -c may exit 0 although it refused entries: its messages decide
             bad: dict[int, str] = {}
             err_lines = proc.stderr.decode("utf-8", errors="replace").splitlines()
             for i, ln in enumerate(err_lines):
@@ -340,14 +346,28 @@ class Slapd:
                     why = f"{err_lines[i - 1].strip().lstrip('<= ').strip()}; {why}"
                 bad.setdefault(k, why)
             if not bad:
+                if proc.returncode == 0:
+                    return failures
                 tail = " | ".join(err_lines[-3:])
                 raise SlapdError(f"slapadd {db.suffix} failed (code {proc.returncode}): {tail}")
             failed_keys = set()
+            retry: dict[int, Entry] = {}
             for k, why in bad.items():
-                failures.append(Failure("add", todo[k].dn, why))
-                failed_keys.add(dnlib.normalize(todo[k].dn))
-            keep, dropped = [], False
+                item = todo[k]
+                if isinstance(item, Record):
+                    try:
+                        retry[k] = as_entry(item)
+                        continue
+                    except (LdifError, dnlib.DnError) as exc:
+                        why = f"cannot be parsed: {exc}"
+                failures.append(Failure("add", item.dn, why))
+                failed_keys.add(dnlib.normalize(item.dn))
+            keep: list[Entry | Record] = []
+            dropped = bool(retry)
             for k, e in enumerate(todo):
+                if k in retry:
+                    keep.append(retry[k])
+                    continue
                 if k in bad:
                     continue
                 key = dnlib.normalize(e.dn)
@@ -363,7 +383,7 @@ class Slapd:
                 return failures  # nothing below a failed entry: what slapadd loaded is right
             self._wipe(db)
             todo = keep
-        raise SlapdError(f"slapadd {db.suffix}: still failing after 5 rounds")
+        raise SlapdError(f"slapadd {db.suffix}: still failing after 6 rounds")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
@@ -421,7 +441,7 @@ class Slapd:
         log.info("slapd (%s) stopped (exit %s)", self.settings.role, proc.returncode)
 
     def ensure_running(
-        self, preload: Callable[[], Mapping[str, Sequence[Entry]]] | None = None
+        self, preload: Callable[[], Mapping[str, Sequence[Entry | Record]]] | None = None
     ) -> bool:
         """Start slapd if it is not running; True if it was (re)started now.
 

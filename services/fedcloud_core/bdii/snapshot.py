@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,6 +34,13 @@ class Snapshot:
     problem: str | None = None
     records: list[Record] = field(default_factory=list)  # records=True: not parsed yet
     digest: str = ""  # of the file's bytes and the health (same: nothing to publish again)
+    file_digest: str = ""
+    has_content: bool = False  # entries below the base
+
+    def copy_for(self, mtime: float, now: float | None) -> Snapshot:
+        """This snapshot as read again now (same content, new age)."""
+        age = max(0.0, (time.time() if now is None else now) - mtime)
+        return replace(self, age=age)
 
     @property
     def items(self) -> list[Entry | Record]:
@@ -61,6 +68,10 @@ def load_snapshot(
     else is parsed as usual."""
     try:
         st = path.stat()
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = _seen.get(path) if records else None
+        if hit is not None and hit[0] == stamp:  # the same file as last cycle: not read again
+            return _health(hit[1].copy_for(st.st_mtime, now), base, max_age)
         data = path.read_bytes()
         text = data.decode("utf-8")
     except FileNotFoundError:
@@ -80,15 +91,30 @@ def load_snapshot(
             return Snapshot(path, Health.INVALID, age=age, problem=f"{path}: {exc}")
     dns = [r.dn for r in recs] if recs is not None else [e.dn for e in entries]
     snap = Snapshot(path, Health.OK, entries, age, records=recs or [])
-    if not any(_strictly_below(dn, base) for dn in dns):
-        snap.health, snap.problem = Health.EMPTY, f"{path}: no entries below {base}"
+    snap.file_digest = digest
+    snap.has_content = any(_strictly_below(dn, base) for dn in dns)
+    if records:
+        _seen[path] = (stamp, snap)
+    return _health(snap, base, max_age)
+
+
+# the last snapshot read per path (records=True: the job's loop), by device, inode, mtime
+# and size: cloud-info replaces the file atomically, so an unchanged stamp is the same file
+_seen: dict[Path, tuple[tuple[int, int, int, int], Snapshot]] = {}
+
+
+def _health(snap: Snapshot, base: str, max_age: float) -> Snapshot:
+    age = snap.age or 0.0
+    snap.health, snap.problem = Health.OK, None
+    if not snap.has_content:
+        snap.health, snap.problem = Health.EMPTY, f"{snap.path}: no entries below {base}"
     elif age > max_age:
         snap.health = Health.STALE
         snap.problem = (
-            f"{path}: snapshot is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); "
+            f"{snap.path}: snapshot is {age / 60:.0f} min old (limit {max_age / 60:.0f} min); "
             "kept, not refreshed"
         )
-    snap.digest = f"{digest}:{snap.health.value}"
+    snap.digest = f"{snap.file_digest}:{snap.health.value}"
     return snap
 
 

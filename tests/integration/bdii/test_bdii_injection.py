@@ -24,7 +24,7 @@ from fedcloud_core.bdii.ldap import Ldap3Tree, connect
 from fedcloud_core.bdii.slapd import Slapd
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext
-from fedcloud_core.ldif import parse, render
+from fedcloud_core.ldif import Record, parse, render
 from fedcloud_core.report import RunReport
 from fedcloud_sitebdii.source import SourceState, query
 from integration.bdii.bdii_testlib import ldapsearch
@@ -114,7 +114,9 @@ def test_evil_image_name_and_flavor_id_load_as_exactly_one_entry_each(
 
 
 def _images(entries: list[Any]) -> dict[str, list[str]]:
-    """Image ID -> names, over every image entry (a duplicate ID would fail the count)."""
+    """Image ID -> names, over every image entry (a duplicate ID would fail the count).
+    LDIF records (the site BDII's reader keeps them unparsed) are parsed here."""
+    entries = [e.entry() if isinstance(e, Record) else e for e in entries]
     imgs = [e for e in entries if "GLUE2ApplicationEnvironment" in e.get("objectClass")]
     out = {e.first("GLUE2ApplicationEnvironmentID"): e.get("GLUE2EntityName") for e in imgs}
     assert len(out) == len(imgs)

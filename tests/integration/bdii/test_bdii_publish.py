@@ -98,7 +98,7 @@ class Bdii:
     def start(self, wanted: list[Entry] | None = None) -> PublishResult | None:
         """Start slapd; with ``wanted``: bulk-loaded with slapadd before it serves."""
         prep = prepare(wanted, base="o=glue") if wanted is not None else None
-        self.slapd.start({"o=glue": prep.ordered()} if prep else None)
+        self.slapd.start({"o=glue": prep.loadable()} if prep else None)
         tree = self.connect()
         if prep is None:
             return None
@@ -305,3 +305,31 @@ def test_dn_needing_escapes_goes_through_every_path(bdii: Bdii, c_clients: bool)
     assert (res.mode, res.failed) == ("full", 0)
     assert tree.ops["bulk_add"] == (1 if c_clients else 0)
     assert_equal(bdii.slapd, renamed)
+
+
+def test_records_go_to_slapadd_as_text_and_a_refused_one_is_cleaned_or_reported(
+    bdii: Bdii,
+) -> None:
+    wanted = tree_of(10)
+    text = render([*wanted, _bad("bad-three")])
+    # a record slapadd refuses as written (a repeated value) but that is fine once cleaned
+    line = "GLUE2ApplicationEnvironmentID: img-00003\n"
+    assert line in text
+    text = text.replace(line, line + line)
+    recs = split_records(text)
+    assert recs is not None
+    prep = prepare(recs, base="o=glue")
+    items = prep.loadable()
+    # all passed on as text, but the one whose RDN value is base64 in the LDIF
+    assert [x.dn for x in items if isinstance(x, Entry)] == [ODD_DN]
+    bdii.slapd.start({"o=glue": items})
+    res = publish(
+        bdii.connect(),
+        "o=glue",
+        recs,
+        state_path=bdii.state,
+        prepared=prep,
+        loaded=bdii.slapd.loaded["o=glue"],
+    )
+    assert [f.dn for f in res.failures] == [_bad("bad-three").dn]
+    assert_equal(bdii.slapd, wanted)

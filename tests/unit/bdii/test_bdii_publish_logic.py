@@ -120,3 +120,29 @@ def test_prepare_rejects_by_dn_and_accepts_children_of_kept_entries() -> None:
     pr = prepare(recs, base="o=glue")
     assert pr.digests["o=glue"] == record_digest(recs[0])
     assert pr.entry("o=glue").attrs == {"objectClass": ["organization"], "o": ["glue"]}
+
+
+@pytest.mark.parametrize("dn", [*DNS, "", " o=glue ", "cn=a, o=glue", "cn=x,", ",o=glue"])
+def test_split_dn_fast_path_equals_the_escape_aware_split(dn: str) -> None:
+    pieces, _ = dnlib._split_unescaped(dn, ",;")
+    try:
+        want: list[str] | str = [dnlib._strip_unescaped(p) for p in pieces]
+        if want == [""]:
+            want = []
+        elif any(not p for p in want):
+            want = "error"
+    except dnlib.DnError:
+        want = "error"
+    try:
+        got: list[str] | str = dnlib.split_dn(dn)
+    except dnlib.DnError:
+        got = "error"
+    assert got == want
+
+
+def test_record_with_dn_keeps_the_attributes() -> None:
+    entries = _odd_entries()
+    recs = split_records(render(entries))
+    assert recs is not None
+    moved = recs[1].with_dn("cn=é moved,o=glue")
+    assert moved.entry() == Entry("cn=é moved,o=glue", entries[1].attrs)
