@@ -164,6 +164,55 @@ def ours(mapping: dict[str, str], clouds_yaml: str) -> dict[str, Any]:
     }
 
 
+def synthetic_json(images: int = 5006, flavors: int = 206, projects: int = 53) -> dict[str, Any]:
+    """The GLUE 2.1 JSON of a site model of the issue's size (no cloud needed): every
+    public image in every project's share, as at a real site. Size compact vs indented."""
+    from dataclasses import replace
+
+    from fedcloud_cloudinfo.model import Flavor, Image, Share
+    from fedcloud_cloudinfo.render import RENDERERS
+    from unit.cloudinfo.cloudinfo_fakes import MPURI, fixed_site
+
+    base = fixed_site()
+    fl = tuple(
+        Flavor(f"{i:08x}-flavor-{i}", f"m{i}.large", vcpus=1 + i % 32, ram=2048, disk=20)
+        for i in range(flavors)
+    )
+    im = tuple(
+        Image(
+            f"{i:08x}-0000-4000-8000-{i:012d}",
+            f"EGI Ubuntu 22.04 build {i}",
+            "public",
+            owner="4a5b6c7d",
+            version=f"2025.{i % 12 + 1:02d}.01",
+            marketplace_url=MPURI.format(f"{i:08x}"),
+            description="EGI Ubuntu 22.04 base image",
+            os_name="ubuntu",
+            os_version="22.04",
+            platform="x86_64",
+            other_info=(("base_mpuri", f"https://appdb.egi.eu/store/vm/image/{i:08x}:1/"),),
+        )
+        for i in range(images)
+    )
+    sh = tuple(
+        Share(
+            "vo.example.org" if p else "ops",
+            f"{p:032x}",
+            f"project-{p}",
+            "Default",
+            flavor_ids=tuple(f.id for f in fl),
+            image_ids=tuple(i.id for i in im),
+        )
+        for p in range(projects)
+    )
+    site = replace(base, flavors=fl, images=im, shares=sh)
+    t = time.perf_counter()
+    text = RENDERERS["glue21-json"](site)
+    dt = time.perf_counter() - t
+    indented = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return {"bytes": len(text.encode()), "indented": len(indented.encode()), "render": dt}
+
+
 def _install_cip() -> str | None:
     py = CIP_VENV / "bin" / "python"
     if not py.exists():
@@ -331,6 +380,13 @@ def main() -> int:
         f"({a['bytes_indented'] / 1e6:.2f} MB indented, as before issue 13), "
         f"{a['bytes'] / max(1, a['images']) / 1e3:.1f} KB per image; "
         f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    syn = synthetic_json()
+    print(
+        f"GLUE 2.1 JSON at the issue's size (site model of 5006 images, 206 flavors, 53 "
+        f"projects, every image in every share; no cloud): {syn['bytes'] / 1e6:.1f} MB "
+        f"compact, {syn['indented'] / 1e6:.1f} MB indented as before issue 13 "
+        f"({syn['bytes'] / 5006 / 1e3:.1f} KB per image, rendered in {syn['render']:.2f} s)"
     )
     print(
         f"notes: ours also rendered GLUE 2.0 LDIF ({a['ldif_entries']} entries) in "
