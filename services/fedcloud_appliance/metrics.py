@@ -16,11 +16,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .status import problems
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: text format 0.0.4: what every Prometheus (2.x and 3.x) and Telegraf/VictoriaMetrics read;
+#: the metric names are all classic names, so the body is the same in format 1.0.0
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RESULTS = ("ok", "partial", "failed", "never", "unknown")
 
 #: name -> (labels, help)
