@@ -31,7 +31,7 @@ from .checkpoint import CheckpointStore, iso
 from .errors import UsageSourceError
 from .extract.facts import Action, Server
 from .extract.source import UsageSource
-from .extract.timeline import usage
+from .extract.timeline import history_matters, usage
 from .finals import FinalsStore
 from .messenger.queue import QueueWriter
 from .messenger.render import (
@@ -341,20 +341,27 @@ class Extractor:
     def _actions(
         self, project_id: str, servers: list[Server], report: RunReport
     ) -> dict[str, Sequence[Action]]:
-        """The instance actions of ``servers``: from the cache when still valid, else the API."""
+        """The instance actions of the ``servers`` whose history can change their record
+        (:func:`history_matters`; the others get none): from the cache when still valid,
+        else the API."""
+        max_build = timedelta(seconds=self.acct.max_build_seconds)
+        needed = [s for s in servers if history_matters(s, max_build)]
+        report.count("action_lists_skipped", len(servers) - len(needed))
         if self.action_cache is None:
-            return self._all_actions([s.id for s in servers])
+            fresh = self._all_actions([s.id for s in needed])
+            report.count("action_lists_read", len(fresh))
+            return fresh
         read_at = self.now()
         known: dict[str, Sequence[Action]] = dict(
-            self.action_cache.hits(self.action_cache.load(project_id), servers)
+            self.action_cache.hits(self.action_cache.load(project_id), needed)
         )
-        fresh = self._all_actions([s.id for s in servers if s.id not in known])
+        fresh = self._all_actions([s.id for s in needed if s.id not in known])
         report.count("action_lists_read", len(fresh))
         report.count("action_lists_cached", len(known))
         actions = {**known, **fresh}
         if not self.dry_run:
             try:
-                self.action_cache.save(project_id, servers, actions, read_at)
+                self.action_cache.save(project_id, needed, actions, read_at)
             except OSError as exc:
                 report.warn(f"project {project_id}: instance-action cache not written: {exc}")
         return actions

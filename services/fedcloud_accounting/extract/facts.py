@@ -67,6 +67,7 @@ class Server:
     terminated: datetime | None = None  # OS-SRV-USG:terminated_at
     launched: datetime | None = None  # OS-SRV-USG:launched_at; None: never ran (e.g. ERROR at boot)
     updated: datetime | None = None
+    task_state: str | None = None  # OS-EXT-STS:task_state: an operation in progress
     image_id: str | None = None
     flavor: Flavor | None = None  # embedded flavor (microversion >= 2.47)
     flavor_ref: str | None = None  # flavor id or original name, to look it up otherwise

@@ -101,6 +101,9 @@ def server_from_api(info: dict[str, Any]) -> Server:
         terminated=parse_time(info.get("OS-SRV-USG:terminated_at")),
         launched=parse_time(info.get("OS-SRV-USG:launched_at")),
         updated=parse_time(info.get("updated")),
+        task_state=str(info["OS-EXT-STS:task_state"])
+        if info.get("OS-EXT-STS:task_state")
+        else None,
         image_id=str(image["id"]) if isinstance(image, dict) and image.get("id") else None,
         flavor=_flavor_from(flavor_info, embedded=True) if embedded else None,
         flavor_ref=str(flavor_info.get("id") or flavor_info.get("original_name") or "") or None,

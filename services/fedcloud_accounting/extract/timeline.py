@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from .facts import Action, epoch
+from .facts import Action, Server, epoch
 
 OFF = {
     "stop": "stopped",
@@ -91,3 +91,32 @@ def usage(
 
 def _counts_as_running(state: str, shutoff_is_suspended: bool) -> bool:
     return state == "running" or (state == "stopped" and not shutoff_is_suspended)
+
+
+# Nova sets launched_at on the compute host and updated_at when it saves the instance
+# right after (both to the second): the first spawn shows them equal or a second apart
+SAME_SAVE = timedelta(seconds=2)
+
+
+def history_matters(server: Server, max_build: timedelta) -> bool:
+    """Whether ``server``'s instance actions can change its record (else they need no reading).
+
+    - A server that went to ERROR without ever being launched used nothing, whatever
+      its actions say (:func:`usage` with ``launched=False``).
+    - A server ACTIVE with no operation in progress whose ``updated`` is its
+      ``launched_at`` (within :data:`SAME_SAVE`) was last saved by a spawn: nothing
+      stopped, suspended, paused or shelved it since, as each of those saves the
+      instance. Nova spawns again on rebuild, unshelve, resize (and its revert) and
+      rescue, each resetting ``launched_at``, so the spawn must also be the first one:
+      ``launched_at`` at most ``max_build`` after the creation (a zero ``max_build``
+      turns this off). Its history is then ``create`` alone, as far as the record goes.
+    """
+    if server.launched is None and server.status == "ERROR":
+        return False
+    if max_build <= timedelta(0) or server.launched is None or server.updated is None:
+        return True
+    if server.status != "ACTIVE" or server.task_state or server.terminated is not None:
+        return True
+    if abs(server.updated - server.launched) > SAME_SAVE:
+        return True
+    return not (server.created <= server.launched <= server.created + max_build)

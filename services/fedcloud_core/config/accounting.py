@@ -77,6 +77,15 @@ class AccountingConfig(Section):
         description="keep each server's instance actions in <state_dir>/accounting/actions and read them "
         "again only when the server's 'updated' time moves (one API call per changed server, not per server)",
     )
+    max_build_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="a server ACTIVE whose 'updated' time is its 'launched_at' (within 2 s), launched at "
+        "most this long after its creation, has run untouched since its first launch: its instance "
+        "actions are not read. Nova also resets 'launched_at' on rebuild, unshelve and resize, hence "
+        "the bound: set it above this site's usual build time, 0 to read every server's actions",
+    )
     shutoff_is_suspended: bool = Field(
         True,
         description="count time a server spent stopped (SHUTOFF), like suspended/shelved/paused time, "

@@ -147,7 +147,10 @@ def test_the_seeded_site_queues_the_golden_messages_byte_for_byte(testbed, tmp_p
     assert got["cloud"], "no cloud message"
     for kind in KINDS:
         assert got[kind] == golden["queues"][kind], f"{kind} queue differs from the golden copy"
-    # the never-launched server needs no history; the others that changed state do
+    # the servers that changed state get their history read, those ACTIVE since their first
+    # launch and the one never launched do not (the bytes are the same all the same)
     ids = {n: s["id"] for n, s in testbed.seed["servers"].items()}
     for name in ("fc-cycled", "fc-shelved", "ops-suspended", "ops-deleted", "fc2-paused"):
         assert ids[name] in source.action_reads, name
+    for name in ("ops-active", "fc2-active", "fc-bench", "fc-error"):
+        assert ids[name] not in source.action_reads, name
