@@ -3,6 +3,10 @@
 Used by the SSM sender/receiver (clear-signed accounting messages) and by the image
 replicator (HEPiX image lists: detached, opaque or CMS signatures). ``cryptography``
 has no S/MIME verification API, hence openssl (see docs/adr/0004-smime-openssl.md).
+
+:class:`TextSigner` signs in-process with ``cryptography``'s PKCS#7 builder what
+``openssl smime -sign -text`` signs, in the same S/MIME form (the SSM sender's default:
+no process per message).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from .errors import FedcloudError
@@ -133,6 +140,70 @@ def sign(
         return run_tool(argv, input=data, timeout=timeout).stdout
     except FedcloudError as exc:
         raise SmimeError(f"signing failed: {exc}") from None
+
+
+def canonical_text(data: bytes) -> bytes:
+    """``data`` with the line ends ``openssl smime -sign -text`` signs: every line (split at
+    LF) loses its trailing CRs and ends with CRLF; a last line without LF stays without."""
+    if b"\r" not in data:
+        return data.replace(b"\n", b"\r\n")
+    return b"\r\n".join(line.rstrip(b"\r") for line in data.split(b"\n"))
+
+
+class TextSigner:
+    """Clear-signs text in-process, as ``openssl smime -sign -text -md sha256`` does.
+
+    The certificate and key are read once (:meth:`load`, or the first :meth:`sign`). The
+    signed part is ``Content-Type: text/plain`` CRLF CRLF + the body with CRLF line ends,
+    byte for byte what openssl signs (:func:`canonical_text`); the message is
+    ``multipart/signed; protocol="application/x-pkcs7-signature"; micalg="sha-256"``
+    with a base64 ``smime.p7s`` part (its MIME lines end with CRLF, openssl's with LF:
+    both parse the same). A body with a lone CR inside a line cannot be written that way
+    by ``cryptography`` (it would not verify): it is signed by openssl instead.
+    """
+
+    def __init__(self, cert: Path, key: Path, *, timeout: float = 60.0):
+        self.cert_path, self.key_path, self.timeout = cert, key, timeout
+        self._cert: x509.Certificate | None = None
+        self._key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None
+        self.openssl_fallbacks = 0  # bodies handed to openssl (lone CR)
+
+    def load(self) -> None:
+        if self._cert is not None:
+            return
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SmimeError(
+                f"signing failed: cannot load {self.cert_path} / {self.key_path}: {exc}"
+            ) from None
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise SmimeError(
+                f"signing failed: {self.key_path} is a {type(key).__name__}, not an RSA or EC key"
+            )
+        self._cert, self._key = cert, key
+
+    def sign(self, data: bytes) -> bytes:
+        self.load()
+        assert self._cert is not None
+        assert self._key is not None
+        canon = canonical_text(data)
+        if b"\r" in canon.replace(b"\r\n", b""):
+            self.openssl_fallbacks += 1
+            return sign(data, self.cert_path, self.key_path, text=True, timeout=self.timeout)
+        try:
+            return (
+                pkcs7.PKCS7SignatureBuilder()
+                .set_data(canon)
+                .add_signer(self._cert, self._key, hashes.SHA256())
+                .sign(
+                    serialization.Encoding.SMIME,
+                    [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Text],
+                )
+            )
+        except (ValueError, TypeError) as exc:
+            raise SmimeError(f"signing failed: {exc}") from None
 
 
 def verify(

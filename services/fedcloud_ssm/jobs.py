@@ -58,6 +58,7 @@ def build_transport(config: AppConfig) -> Transport:
         retries=c.retries,
         backoff=c.backoff,
         vhost=c.stomp_vhost,
+        window=c.window,
     )
 
 
@@ -77,13 +78,19 @@ def run_send(ctx: JobContext) -> RunReport:
     root = outgoing_dir(ctx.config)
     outboxes = [Outbox(root / q, q) for q in c.send_queues]
     encoder = Encoder(
-        c.certificate, c.key, server_cert=c.server_cert, ascii_only=c.ascii_only, timeout=c.timeout
+        c.certificate,
+        c.key,
+        server_cert=c.server_cert,
+        ascii_only=c.ascii_only,
+        timeout=c.timeout,
+        signer=c.signer,
     )
     transport: Transport | None = ctx.deps.get("ssm_transport")
     if transport is None and not ctx.dry_run:
         transport = build_transport(ctx.config)
     report.details["protocol"] = c.protocol
     report.details["signer"] = creds.subject_dn
+    report.details["signed_by"] = c.signer
     Sender(outboxes, encoder, transport).run(report, dry_run=ctx.dry_run)
     return report
 

@@ -1,5 +1,10 @@
 """The send loop: for each queued message lock -> read -> sign -> send -> receipt -> remove.
 
+With a transport that pipelines (STOMP, ``ssm.window`` > 1) up to ``window`` messages are
+sent before their receipts arrive, each with its own receipt; a message is removed from
+its queue only once its receipt arrived, and when the run stops (broker lost, no receipt
+in time) every message still without a receipt is unlocked and stays queued.
+
 A message that cannot be read or encoded, or that the broker / AMS refuses for what it
 is (:class:`MessageRefused`: a STOMP ERROR frame about it, an AMS 4xx other than
 401/403/404/413), is set aside (``<queue>.rejected/``) with the reason and the run goes on.
@@ -13,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from fedcloud_core.history import records_by_vo
 from fedcloud_core.report import RunReport
 
 from .encoding import Encoder
-from .errors import BadMessage, BrokerRefused, MessageRefused, MessageTooLarge
+from .errors import BadMessage, BrokerRefused, MessageRefused, MessageTooLarge, SsmError
 from .outbox import Outbox
 from .split import split_in_two
 
@@ -36,6 +41,24 @@ class Transport(Protocol):
     def open(self) -> None: ...
     def send(self, queue: str, msgid: str, text: str) -> None: ...
     def close(self) -> None: ...
+
+
+class PipelinedTransport(Transport, Protocol):
+    """A transport that keeps ``window`` messages in flight (see StompTransport.submit)."""
+
+    window: int
+
+    def submit(self, queue: str, msgid: str, text: str) -> None: ...
+    def receipts(self, *, wait: bool = True) -> list[tuple[str, SsmError | None]]: ...
+
+
+def pipelines(transport: Transport | None) -> TypeGuard[PipelinedTransport]:
+    return (
+        transport is not None
+        and getattr(transport, "window", 1) > 1
+        and callable(getattr(transport, "submit", None))
+        and callable(getattr(transport, "receipts", None))
+    )
 
 
 class Sender:
@@ -87,19 +110,17 @@ class Sender:
             dest,
             " (dry run)" if dry_run else "",
         )
-        sent = aside = locked = 0
-        nbytes = 0
+        tally = {"sent": 0, "aside": 0, "locked": 0, "bytes": 0}
         try:
-            for name in names:
-                outcome, size = self._one(ob, name, report, dry_run=dry_run)
-                if outcome == "sent":
-                    sent += 1
-                    nbytes += size
-                elif outcome == "aside":
-                    aside += 1
-                else:
-                    locked += 1
+            if not dry_run and pipelines(self.transport):
+                self._pipeline(self.transport, ob, names, report, tally)
+            else:
+                for name in names:
+                    outcome, size = self._one(ob, name, report, dry_run=dry_run)
+                    tally[outcome] += 1
+                    tally["bytes"] += size
         finally:
+            sent, aside, locked, nbytes = (tally[k] for k in ("sent", "aside", "locked", "bytes"))
             key = "would_send" if dry_run else "sent"
             report.count(key, sent)
             report.count(f"{key}_bytes", nbytes)
@@ -145,31 +166,106 @@ class Sender:
                 done = True
                 return "aside", 0
             except MessageRefused as exc:
-                self._refused_in_a_row += 1
-                if self._refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
-                    raise BrokerRefused(
-                        f"{self._refused_in_a_row} messages in a row refused (last: {exc}): "
-                        "stopping, the broker refuses more than single messages; "
-                        f"message {name} stays queued"
-                    ) from None
-                reason = f"refused by {self.transport.kind if self.transport else '?'}: {exc}"
-                ob.set_aside(name, reason)
-                report.count("refused")
-                report.error(f"queue {ob.name}: message {name} set aside: {reason}")
+                self._refused(ob, name, exc, report)
                 done = True
                 return "aside", 0
             self._refused_in_a_row = 0
             if parts > 1:
                 report.count("split_parts", parts)
             if not dry_run:
-                ob.remove(name)
+                self._sent(ob, name, body, report)
                 done = True
-                by_vo = report.details.setdefault("records_by_vo", {})  # run history, plots
-                for vo, n in records_by_vo(body).items():
-                    by_vo[vo] = by_vo.get(vo, 0) + n
             return "sent", len(body)
         finally:
             if not done:
+                ob.unlock(name)
+
+    def _refused(self, ob: Outbox, name: str, exc: MessageRefused, report: RunReport) -> None:
+        """Set the locked message aside, or stop the run (message unlocked by the caller)."""
+        self._refused_in_a_row += 1
+        if self._refused_in_a_row >= MAX_REFUSED_IN_A_ROW:
+            raise BrokerRefused(
+                f"{self._refused_in_a_row} messages in a row refused (last: {exc}): "
+                "stopping, the broker refuses more than single messages; "
+                f"message {name} stays queued"
+            ) from None
+        reason = f"refused by {self.transport.kind if self.transport else '?'}: {exc}"
+        ob.set_aside(name, reason)
+        report.count("refused")
+        report.error(f"queue {ob.name}: message {name} set aside: {reason}")
+
+    def _sent(self, ob: Outbox, name: str, body: bytes, report: RunReport) -> None:
+        """The broker acknowledged the message: remove it from the queue."""
+        ob.remove(name)
+        by_vo = report.details.setdefault("records_by_vo", {})  # run history, plots
+        for vo, n in records_by_vo(body).items():
+            by_vo[vo] = by_vo.get(vo, 0) + n
+
+    def _pipeline(
+        self,
+        transport: PipelinedTransport,
+        ob: Outbox,
+        names: list[str],
+        report: RunReport,
+        tally: dict[str, int],
+    ) -> None:
+        """Send with up to ``transport.window`` messages awaiting their receipts.
+
+        Each message is locked, read and signed, then submitted; it is removed when its
+        receipt arrives. Whatever stops the run leaves the messages in flight unlocked.
+        """
+        inflight: dict[str, bytes] = {}  # element name (= msgid) -> body
+
+        def settle(results: list[tuple[str, SsmError | None]]) -> None:
+            for msgid, err in results:
+                body = inflight[msgid]
+                if err is None:
+                    self._refused_in_a_row = 0
+                    self._sent(ob, msgid, body, report)
+                    del inflight[msgid]
+                    tally["sent"] += 1
+                    tally["bytes"] += len(body)
+                elif isinstance(err, MessageRefused):
+                    self._refused(ob, msgid, err, report)  # raises: stays in flight, unlocked
+                    del inflight[msgid]
+                    tally["aside"] += 1
+                else:  # e.g. too large: STOMP has no such answer; set aside, named
+                    ob.set_aside(msgid, str(err))
+                    del inflight[msgid]
+                    report.error(f"queue {ob.name}: message {msgid} set aside: {err}")
+                    tally["aside"] += 1
+
+        try:
+            for name in names:
+                while len(inflight) >= transport.window:
+                    settle(transport.receipts(wait=True))
+                if not ob.lock(name):
+                    log.info(
+                        "queue %s: %s is locked by another process or gone; skipped", ob.name, name
+                    )
+                    tally["locked"] += 1
+                    continue
+                try:
+                    body = ob.read(name)
+                    text = self.encoder.encode(body)
+                except (OSError, BadMessage) as exc:
+                    reason = (
+                        f"cannot read the message: {exc}" if isinstance(exc, OSError) else str(exc)
+                    )
+                    ob.set_aside(name, reason)
+                    report.error(f"queue {ob.name}: message {name} set aside: {reason}")
+                    tally["aside"] += 1
+                    continue
+                except BaseException:
+                    ob.unlock(name)
+                    raise
+                inflight[name] = body
+                transport.submit(ob.name, name, text)
+                settle(transport.receipts(wait=False))
+            while inflight:
+                settle(transport.receipts(wait=True))
+        finally:
+            for name in inflight:
                 ob.unlock(name)
 
     def _deliver(

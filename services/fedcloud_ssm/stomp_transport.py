@@ -1,5 +1,10 @@
 """STOMP transport (stomp.py): one connection, SEND with ``empa-id`` and ``receipt``, wait for THAT receipt.
 
+Two ways to send: :meth:`StompTransport.send` waits for the receipt of each message
+before the next SEND; :meth:`StompTransport.submit` + :meth:`StompTransport.receipts`
+keep up to ``window`` messages in flight, each with its own receipt (the sender removes
+a message from its queue only once its receipt arrived).
+
 TLS: the host certificate is the client certificate; the broker certificate is
 verified against the CA directory (a CA bundle is built from it for the connection,
 since stomp.py takes a file) and its name checked against ``host``.
@@ -24,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from stomp.exception import ConnectFailedException, StompException
 
-from .errors import BrokerRefused, BrokerUnavailable, DeliveryError, MessageRefused
+from .errors import BrokerRefused, BrokerUnavailable, DeliveryError, MessageRefused, SsmError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,7 @@ class StompTransport:
         sleep: Callable[[float], None] = time.sleep,
         persistent: bool = True,
         vhost: str | None = None,
+        window: int = 1,
     ):
         self.host, self.port, self.destination = host, port, destination
         self.use_ssl, self.cert, self.key, self.capath = use_ssl, cert, key, capath
@@ -144,6 +150,11 @@ class StompTransport:
         self._bundle: str | None = None
         self.reconnects = 0
         self._probed = False
+        self.window = max(1, window)
+        # pipelined sending: msgid -> (queue, text, time sent), oldest first
+        self._pending: dict[str, tuple[str, str, float]] = {}
+        self._recoveries = 0  # reconnects since the last receipt
+        self._settled: list[tuple[str, SsmError | None]] = []  # not yet returned by receipts()
 
     def describe(self, queue: str) -> str:
         scheme = "stomp+ssl" if self.use_ssl else "stomp"
@@ -273,6 +284,8 @@ class StompTransport:
 
     def close(self) -> None:
         self._drop()
+        self._pending.clear()
+        self._settled.clear()
         if self._bundle:
             try:
                 os.unlink(self._bundle)
@@ -344,3 +357,154 @@ class StompTransport:
                 if left <= 0:
                     return "timeout"
                 listener.cond.wait(min(left, 0.5))
+
+    # ------------------------------------------------------------------ pipelined sending
+
+    def submit(self, queue: str, msgid: str, text: str) -> None:
+        """SEND ``text`` asking for a receipt and return without waiting for it.
+
+        :meth:`receipts` reports it once acknowledged. A lost connection is re-opened
+        (bounded, with backoff) and every message still without a receipt re-sent.
+        """
+        if self._conn is None or not self._listener.connected or self._listener.error:
+            self._reconnect()
+        self._pending[msgid] = (queue, text, time.monotonic())
+        if not self._transmit(msgid, text):
+            self._reconnect()  # sends it again with the others
+
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def receipts(self, *, wait: bool = True) -> list[tuple[str, SsmError | None]]:
+        """Messages settled since the last call: ``(msgid, None)`` once its receipt arrived,
+        ``(msgid, MessageRefused)`` when the broker refused it.
+
+        With ``wait``, block until at least one is settled (while any is in flight).
+        Raises :class:`DeliveryError` when the oldest message had no receipt within
+        ``timeout``, :class:`BrokerRefused` for an ERROR frame not about a message, and
+        :class:`BrokerUnavailable` / :class:`DeliveryError` when the broker stays away.
+        """
+        while True:
+            listener = self._listener
+            with listener.cond:
+                self._harvest(listener)
+                broken = listener.error is not None or not listener.connected
+                if not broken and not self._settled and self._pending and wait:
+                    oldest = min(sent for _, _, sent in self._pending.values())
+                    left = oldest + self.timeout - time.monotonic()
+                    if left > 0:
+                        listener.cond.wait(min(left, 0.5))
+                        continue
+            if not broken and not self._settled and self._pending and wait:
+                first = next(iter(self._pending))
+                n = len(self._pending)
+                self._drop()
+                raise DeliveryError(
+                    f"no receipt for message {first} within {self.timeout:g}s "
+                    f"({n} message(s) in flight)"
+                )
+            if broken and (self._pending or listener.error is not None):
+                self._reconnect()
+                if wait and not self._settled and self._pending:
+                    continue
+            out, self._settled = self._settled, []
+            return out
+
+    def _harvest(self, listener: _Listener) -> None:
+        """Move the receipts of messages in flight from ``listener`` to the settled list (lock held)."""
+        got = [m for m in self._pending if m in listener.receipts]
+        for m in got:
+            listener.receipts.discard(m)
+            del self._pending[m]
+            self._settled.append((m, None))
+        if got:
+            self._recoveries = 0
+
+    def _transmit(self, msgid: str, text: str) -> bool:
+        """One SEND frame; False when the connection is gone."""
+        if self._conn is None:
+            return False
+        headers = {"empa-id": msgid, "receipt": msgid}
+        if self.persistent:
+            headers["persistent"] = "true"
+        try:
+            self._conn.send(self.destination, text, headers=headers)
+        except (StompException, OSError) as exc:
+            log.warning("sending %s failed: %s", msgid, exc)
+            self._listener.connected = False
+            return False
+        return True
+
+    def _reconnect(self) -> None:
+        """The connection is gone or ended with an ERROR frame: settle what the old one said
+        (receipts, the refused message), then connect again and re-send what is in flight.
+
+        A lost connection counts against ``retries`` (reset by the next receipt) and waits
+        ``backoff`` (doubling); a connection closed after a refusal reconnects at once.
+        """
+        while True:
+            listener = self._listener
+            with listener.cond:
+                self._harvest(listener)
+                err, about = listener.error, listener.error_receipt
+                listener.error = None
+            lost = err is None and self._conn is not None
+            self._drop()
+            if err is not None and self._on_error(err, about):
+                return  # the messages in flight were sent one at a time and settled
+            if lost:
+                self._recoveries += 1
+                if self._recoveries > self.retries:
+                    raise DeliveryError(
+                        f"lost the broker while {len(self._pending)} message(s) awaited their "
+                        f"receipts (gave up after {self._recoveries} attempt(s)); they stay queued"
+                    )
+                log.warning(
+                    "connection lost with %d message(s) awaiting their receipts; reconnecting "
+                    "(attempt %d/%d)",
+                    len(self._pending),
+                    self._recoveries,
+                    self.retries,
+                )
+                self.sleep(self.backoff * 2 ** (self._recoveries - 1))
+            self.reconnects += 1
+            self._connect_with_retries()
+            now = time.monotonic()
+            for msgid, (queue, text, _) in list(self._pending.items()):
+                if not self._transmit(msgid, text):
+                    break
+                self._pending[msgid] = (queue, text, now)
+            else:
+                return
+
+    def _on_error(self, err: str, about: str | None) -> bool:
+        """An ERROR frame (the broker closes the connection after it). Settles the message it
+        is about as refused; raises :class:`BrokerRefused` when it is not about a message.
+        True when every message in flight was settled here."""
+        if about is None and len(self._pending) == 1 and not _NOT_ABOUT_THE_MESSAGE.search(err):
+            about = next(iter(self._pending))
+        if about is not None and about in self._pending:
+            del self._pending[about]
+            self._settled.append((about, MessageRefused(f"broker refused message {about}: {err}")))
+            return False
+        if about is not None or _NOT_ABOUT_THE_MESSAGE.search(err) or not self._pending:
+            first = about or next(iter(self._pending), "?")
+            raise BrokerRefused(f"broker refused message {first}: {err}")
+        # about one of several messages in flight, which one the frame does not say: send them
+        # again one at a time, each waiting for its receipt, so that a refusal names one
+        log.warning(
+            "broker error about one of %d messages in flight (%s); sending them one at a time",
+            len(self._pending),
+            err,
+        )
+        pending = list(self._pending.items())
+        self._pending.clear()
+        for msgid, (queue, text, _) in pending:
+            try:
+                self.send(queue, msgid, text)
+            except MessageRefused as exc:
+                self._settled.append((msgid, exc))
+                self._listener.error = None  # settled here; the next SEND reconnects
+            else:
+                self._settled.append((msgid, None))
+        return True

@@ -58,6 +58,18 @@ class SsmConfig(Section):
         "cloud, and of storage/ip/accelerator when enabled)",
         examples=[["cloud", "storage"]],
     )
+    signer: Literal["builtin", "openssl"] = Field(
+        "builtin",
+        description="how messages are signed: 'builtin' in-process (cryptography), 'openssl' one "
+        "'openssl smime -sign -text' process per message (as ssmsend); both give the same signed part",
+    )
+    window: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="STOMP: messages sent before their receipts arrived (each is removed from the "
+        "queue only after its own receipt); 1 = wait for each receipt. AMS sends one at a time",
+    )
     timeout: float = Field(60.0, gt=0, description="seconds to wait for a receipt / HTTP answer")
     connect_timeout: float = Field(10.0, gt=0, description="seconds to open a connection")
     retries: int = Field(
