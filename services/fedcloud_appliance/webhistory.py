@@ -41,7 +41,7 @@ def render(data: dict[str, Any]) -> str:
     start = end - timedelta(days=len(days) or 7)
     sent = h.get("records_sent_per_day") or {}
     parts = [
-        f"<h2>History (last {len(days)} days)</h2>",
+        f'<h2 id="history">History (last {len(days)} days)</h2>',
         '<figure id="plot-records"><figcaption>Accounting records sent to APEL per day, per VO'
         "</figcaption>"
         + plots.per_day(
@@ -79,7 +79,7 @@ def render(data: dict[str, Any]) -> str:
             + "</td></tr>"
         )
     parts.append(
-        '<h2>Replicated images</h2>\n<table id="images"><tr><th>image</th><th>VO</th>'
+        '<h2 id="replicated-images">Replicated images</h2>\n<table id="images"><tr><th>image</th><th>VO</th>'
         "<th>version</th><th>state</th><th>size</th><th>last verified</th><th>last error</th></tr>"
         + ("".join(rows) or '<tr><td colspan="7">no image synced yet</td></tr>')
         + "</table>"

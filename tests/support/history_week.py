@@ -66,7 +66,7 @@ def _report(job: str, finished: datetime, rnd: random.Random, i: int, day: int) 
         r.details["records_by_vo"] = by_vo
         r.counts.update(sent=4, sent_bytes=sum(by_vo.values()) * 700)
     elif job == "images-sync":
-        r.started = finished - timedelta(seconds=rnd.uniform(30, 400))
+        r.started = finished - timedelta(seconds=rnd.uniform(40, 150))
         imgs: list[dict[str, Any]] = []
         for n, (name, vo, version) in enumerate(IMAGES):
             imgs.append(
@@ -89,8 +89,10 @@ def _report(job: str, finished: datetime, rnd: random.Random, i: int, day: int) 
 def write_week(state_dir: Path, now: datetime, *, seed: int = 16) -> None:
     """A week of history for every job ending at ``now`` (UTC, aware)."""
     rnd = random.Random(seed)
-    start = now - timedelta(days=DAYS) + timedelta(minutes=5)
     for job, minutes in EVERY.items():
+        # the last run ended 3 minutes ago; the first a week before
+        steps = (DAYS * 24 * 60 - 3) // minutes
+        start = now - timedelta(minutes=3 + steps * minutes)
         doc: dict[str, Any] = {"job": job, "runs": []}
         images: dict[str, dict[str, Any]] = {}
         last: RunReport | None = None
