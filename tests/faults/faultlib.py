@@ -47,15 +47,16 @@ class CutProxy:
     seen) decides when to drop everything: from then on nothing more is forwarded in either
     direction and both sockets are closed. ``throttle`` (bytes/s) slows the client -> server side.
 
-    ``on_client_data(conn_no, chunk) -> bool``: called for each chunk the client sends, before it
-    is forwarded; True means "forward this chunk, then cut the connection" (the server gets the
-    chunk, the client never gets the answer)."""
+    ``on_client_data(conn_no, chunk) -> bool | int``: called for each chunk the client sends,
+    before it is forwarded; True means "forward this chunk, then cut the connection", an int n
+    "forward only its first n bytes, then cut" (the server gets them, the client never gets the
+    answer); False forwards the chunk and goes on."""
 
     def __init__(
         self,
         target: tuple[str, int],
         *,
-        on_client_data: Callable[[int, bytes], bool] | None = None,
+        on_client_data: Callable[[int, bytes], bool | int] | None = None,
         throttle: int | None = None,
     ):
         self.target = target
@@ -119,8 +120,11 @@ class CutProxy:
                     if not data:
                         return
                     if s is client:
-                        if self.on_client_data and self.on_client_data(no, data):
+                        verdict = self.on_client_data(no, data) if self.on_client_data else False
+                        if verdict is not False:
                             cut = True
+                            if verdict is not True:
+                                data = data[: int(verdict)]
                         server.sendall(data)
                         sent += len(data)
                         if self.throttle:

@@ -47,25 +47,28 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Rabbi
 
 
 class SendCounter:
-    """Counts complete SEND frames the client wrote (frames end with NUL); asks for a cut once,
-    right after the CUT_AT-th, on the first connection only."""
+    """Counts complete SEND frames the client wrote (frames end with NUL); on the CUT_AT-th, asks
+    the proxy to forward exactly up to its end and cut (later frames in the same chunk, which a
+    pipelining sender writes together, never reach the broker). First connection only."""
 
     def __init__(self) -> None:
         self.sends = 0
         self.buf = b""
         self.cut_done = False
 
-    def __call__(self, conn: int, data: bytes) -> bool:
+    def __call__(self, conn: int, data: bytes) -> bool | int:
         if self.cut_done:
             return False
-        self.buf += data
-        *frames, self.buf = self.buf.split(b"\x00")
-        for f in frames:
-            if f.lstrip(b"\r\n").startswith(b"SEND\n"):
+        pos = 0
+        while (end := data.find(b"\x00", pos)) >= 0:
+            frame, self.buf = self.buf + data[pos:end], b""
+            pos = end + 1
+            if frame.lstrip(b"\r\n").startswith(b"SEND\n"):
                 self.sends += 1
-        if self.sends >= CUT_AT:
-            self.cut_done = True
-            return True
+                if self.sends == CUT_AT:
+                    self.cut_done = True
+                    return pos
+        self.buf += data[pos:]
         return False
 
 
