@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from fedcloud_core.bdii.ldap import Ldap3Tree, connect, search_ldif
+from fedcloud_core.bdii.ldap import Ldap3Tree, connect, search_records
 from fedcloud_core.bdii.publish import Item, PublishResult, prepare, publish, state_file
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
 from fedcloud_core.bdii.snapshot import load_snapshot
@@ -181,12 +181,14 @@ def snapshot_cycle(ours: Ours, path: Path, *, first: bool = False) -> tuple[floa
 def site_cycle(
     site: Ours, resource_url: str, *, first: bool = False
 ) -> tuple[float, PublishResult]:
-    """The site BDII: read the resource BDII, re-home under the site's domain, publish."""
+    """The site BDII job's path: read the resource BDII (ldapsearch, records), re-home
+    under the site's domain, publish."""
+    from fedcloud_sitebdii import jobs as sitejobs
     from fedcloud_sitebdii import tree as sitetree
 
     t = time.perf_counter()
-    got = search_ldif(resource_url, "GLUE2GroupID=resource,o=glue")
-    moved, _skipped = sitetree.rehome(got, "BENCH-SITE", "GLUE2GroupID=resource,o=glue")
+    got = search_records(resource_url, "GLUE2GroupID=resource,o=glue")
+    moved, _skipped = sitejobs.rehome(got, "BENCH-SITE", "GLUE2GroupID=resource,o=glue")
     wanted = [
         Entry("o=glue").add("objectClass", "organization").add("o", "glue"),
         Entry("GLUE2DomainID=BENCH-SITE,o=glue")

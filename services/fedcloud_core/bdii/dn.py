@@ -22,6 +22,8 @@ _SPECIAL = set(',+"\\<>;')
 # ";", "<", ">", "#", blanks, controls, line separators and lone surrogates: slow path)
 _NEEDS_FULL_PARSE = re.compile('[\\\\+";<># \x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]')
 
+_NEEDS_FULL_SPLIT = re.compile(r"[\\;\s]")
+
 
 class DnError(ValueError):
     pass
@@ -53,10 +55,12 @@ def _split_unescaped(text: str, seps: str) -> tuple[list[str], bool]:
 
 def split_dn(dn: str) -> list[str]:
     """The RDNs of ``dn`` (left = leaf), each still escaped, surrounding blanks removed."""
-    if "\\" not in dn and ";" not in dn:  # nothing escaped: plain splitting, same result
-        pieces, dangling = dn.split(","), False
-    else:
-        pieces, dangling = _split_unescaped(dn, ",;")
+    if not _NEEDS_FULL_SPLIT.search(dn):  # nothing escaped, no blank: plain splitting
+        parts = dn.split(",") if dn else []
+        if any(not p for p in parts):
+            raise DnError(f"empty RDN in DN {dn!r}")
+        return parts
+    pieces, dangling = _split_unescaped(dn, ",;")
     if dangling:
         raise DnError(f"DN ends with a lone backslash: {dn!r}")
     parts = [_strip_unescaped(p) for p in pieces[:-1]]
