@@ -307,6 +307,17 @@ def _ldap_count(port: int, base: str, flt: str) -> tuple[int, str]:
     return proc.stdout.count("dn: "), ""
 
 
+#: the probe commands the demo prints (and ``scripts/dev/demo up`` runs); ports from demo.json
+PROBES = (
+    "bdii --url ldap://127.0.0.1:{resource_bdii}",
+    "bdii --bdii site --url ldap://127.0.0.1:{site_bdii}",
+    "accounting",
+    "images",
+    "certificate",
+    "openstack",
+)
+
+
 def summary(workdir: Path) -> int:
     """What a site admin wants to see; returns the number of checks that did not pass."""
     st = _state(workdir)
@@ -378,6 +389,23 @@ def summary(workdir: Path) -> int:
         bad += 1
         print(f"  cannot list Glance images: {exc}")
 
+    print("\nMonitoring")
+    metrics_url = f"http://127.0.0.1:{ports['status_web']}/metrics"
+    try:
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(metrics_url, timeout=30) as r:
+            fams = list(text_string_to_metric_families(r.read().decode()))
+        n = sum(len(f.samples) for f in fams)
+        print(f"  Prometheus: {metrics_url}   ({len(fams)} metrics, {n} samples)")
+    except (OSError, ValueError) as exc:
+        bad += 1
+        print(f"  Prometheus: {metrics_url}   NOT OK ({exc})")
+    print("  Nagios/Icinga/ARGO probes (read-only, in the bundle's containers; exit 0-3):")
+    for args in PROBES:
+        print(f"    scripts/dev/demo probe {args.format(**ports)}")
     print(
         f"\nstatus page: http://127.0.0.1:{ports['status_web']}/   (the same as fedcloud-appliance status)"
     )
@@ -392,6 +420,9 @@ def main(argv: list[str]) -> int:
         ports = _state(workdir).get("ports") or {n: _free_port() for n in names}
         prepare(workdir, ports)
         print(json.dumps(ports))
+    elif cmd == "probes":  # probes WORKDIR: the probe arguments the demo runs, one a line
+        ports = _state(workdir)["ports"]
+        print("\n".join(args.format(**ports) for args in PROBES))
     elif cmd == "host-compose":  # host-compose WORKDIR: WORKDIR/docker-compose.host.yml
         host_compose(REPO / "compose" / "docker-compose.yml", workdir / "docker-compose.host.yml")
     elif cmd == "receive":

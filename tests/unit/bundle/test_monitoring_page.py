@@ -178,3 +178,11 @@ def test_plot_functions_escape_and_handle_one_day():
     assert "&lt;vo&gt;" in svg
     assert svg.count('class="point"') == 1
     assert "nothing yet" in plots.per_day("t", [], {}, "x")
+
+
+def test_every_metric_is_documented_with_its_labels():
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    for name, (labels, _help) in metrics.METRICS.items():
+        row = re.search(rf"^\| `{name}` \| ([^|]+) \|", doc, re.M)
+        assert row, f"{name} is not in docs/operations.md"
+        assert row[1].strip() == (", ".join(labels) or "-"), name
