@@ -221,6 +221,8 @@ class BdiiContent:
     services: int = 0
     shares: int = 0
     newest: datetime | None = None
+    #: services per admin domain (GLUE2ServiceAdminDomainForeignKey, lower case)
+    domains: dict[str, int] = field(default_factory=dict)
 
 
 def ldap_content(url: str, base: str, timeout: float) -> BdiiContent:
@@ -244,7 +246,12 @@ def ldap_content(url: str, base: str, timeout: float) -> BdiiContent:
         for item in conn.extend.standard.paged_search(
             base,
             "(objectClass=*)",
-            attributes=["objectClass", "modifyTimestamp", "createTimestamp"],
+            attributes=[
+                "objectClass",
+                "modifyTimestamp",
+                "createTimestamp",
+                "GLUE2ServiceAdminDomainForeignKey",
+            ],
             paged_size=1000,
             generator=True,
             time_limit=max(1, int(timeout)),
@@ -254,7 +261,10 @@ def ldap_content(url: str, base: str, timeout: float) -> BdiiContent:
             out.entries += 1
             attrs = item.get("attributes", {})
             classes = {str(c).lower() for c in attrs.get("objectClass", [])}
-            out.services += "glue2service" in classes
+            if "glue2service" in classes:
+                out.services += 1
+                for d in attrs.get("GLUE2ServiceAdminDomainForeignKey") or []:
+                    out.domains[str(d).lower()] = out.domains.get(str(d).lower(), 0) + 1
             out.shares += "glue2share" in classes
             for key in ("modifyTimestamp", "createTimestamp"):
                 t = _ldap_time(attrs.get(key))
@@ -309,7 +319,15 @@ def probe_bdii(
     if not c.entries:
         res.add(State.CRITICAL, f"{t.name} BDII {t.url} holds nothing under {t.base}")
     else:
-        if not c.services:
+        site = cfg.site.name
+        if c.services and c.domains and not c.domains.get(site.lower()):
+            res.add(
+                State.CRITICAL,
+                f"no GLUE2 service of site {site} under {t.base} (services of "
+                + ", ".join(sorted(c.domains))
+                + ")",
+            )
+        elif not c.services:
             res.add(State.CRITICAL, f"no GLUE2 service under {t.base}")
         if not c.shares:
             res.add(State.CRITICAL, f"no GLUE2 share under {t.base}")

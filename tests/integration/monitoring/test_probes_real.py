@@ -289,6 +289,13 @@ def test_bdii_probe_against_the_real_resource_and_site_bdii(site: Site, one_cycl
     code, line, _ = site.probe("bdii", "--base", "GLUE2GroupID=nothing,o=glue")
     assert code == 2
     assert "holds nothing under GLUE2GroupID=nothing,o=glue" in line
+    # the BDII publishes another site's service: not this site's
+    other = yaml.safe_load(site.config_file.read_text())
+    other["site"]["name"] = "OTHER-SITE"
+    (site.root / "other-site.yaml").write_text(yaml.safe_dump(other))
+    code, line, _ = site.probe("bdii", config=site.root / "other-site.yaml")
+    assert code == 2
+    assert "no GLUE2 service of site OTHER-SITE under o=glue (services of test-site)" in line
 
 
 def test_accounting_probe_after_real_runs(site: Site, one_cycle) -> None:

@@ -131,6 +131,15 @@ def test_bdii_without_service_or_share_is_critical(cfg):
     assert "no GLUE2 share" in res.line
 
 
+def test_bdii_services_of_another_site_are_critical(cfg):
+    c = _content(entries=9, services=1, shares=1, newest=NOW, domains={"other-site": 1})
+    res = probes.probe_bdii(cfg, now=NOW, content=c)
+    assert res.state is State.CRITICAL
+    assert "no GLUE2 service of site DEMO-SITE under o=glue (services of other-site)" in res.line
+    c = _content(entries=9, services=1, shares=1, newest=NOW, domains={"demo-site": 1})
+    assert probes.probe_bdii(cfg, now=NOW, content=c).state is State.OK
+
+
 def test_bdii_empty_or_silent_is_critical(cfg):
     res = probes.probe_bdii(cfg, now=NOW, content=_content())
     assert res.state is State.CRITICAL
