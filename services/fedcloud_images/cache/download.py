@@ -15,15 +15,19 @@ file before it is reused.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import requests
+import urllib3
 
 from ..errors import DownloadError, ImageCorrupt
 from ..model import ImageEntry
@@ -32,6 +36,8 @@ from .progress import Progress
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+BUFFER = 8 * CHUNK  # one read fills up to this much of a reused buffer
+BUFFERS = 4  # buffers in flight between the reading thread and the hashing thread
 
 
 @dataclass
@@ -45,6 +51,10 @@ class _Retry(Exception):
     """An attempt failed in a way a later attempt may not see."""
 
 
+class _ReadFailed(Exception):
+    """Reading the response body failed (timeout, reset, protocol error): retried."""
+
+
 class _NoRoom(DownloadError):
     """Larger than the maximum image size, or the cache is full: not retried, nothing kept."""
 
@@ -53,18 +63,65 @@ def _free_bytes(where: Path) -> int:
     return shutil.disk_usage(where).free
 
 
+def hash_file(h: Any, path: Path) -> None:
+    """Feed ``path`` to the hash ``h`` through one reused buffer (no per-chunk allocation)."""
+    buf = bytearray(BUFFER)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(view):
+            h.update(view[:n])
+
+
 def verify_file(entry: ImageEntry, path: Path) -> bool:
     """True if ``path`` has the announced size (if any) and the digest of ``entry``."""
     try:
         if entry.size is not None and path.stat().st_size != entry.size:
             return False
         h = hashlib.new(entry.digest_algo)
-        with path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                h.update(chunk)
+        hash_file(h, path)
     except (OSError, ValueError):
         return False
     return h.hexdigest() == entry.digest
+
+
+def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
+    """``readinto`` of the response body, as close to the socket as it is safe to get.
+
+    With no content coding (we ask for identity), ``http.client``'s own ``readinto`` fills
+    the caller's buffer straight from the socket (it handles Content-Length and chunked
+    framing); urllib3's ``readinto`` reads into a new bytes object and copies it. Anything
+    else (a coded body, another transport) goes through urllib3, which decodes."""
+    raw = resp.raw
+    coding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    fp = getattr(raw, "_fp", None)
+    if coding in ("", "identity") and isinstance(fp, http.client.HTTPResponse):
+        return fp.readinto
+    return raw.readinto  # type: ignore[no-any-return]
+
+
+def _fill(readinto: Callable[[memoryview], int], buf: memoryview) -> tuple[int, str | None]:
+    """Fill ``buf`` from the body (fewer bytes only at its end or on an error).
+
+    Returns the bytes read and, if reading failed, what failed: the bytes read before the
+    error still count (a retry resumes after them). Each call asks for at most :data:`CHUNK`:
+    a buffered ``readinto`` that fails (a read timeout) loses what that one call had copied."""
+    got = 0
+    size = len(buf)
+    try:
+        while got < size:
+            n = readinto(buf[got : got + CHUNK])
+            if not n:
+                break
+            got += n
+    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+        return got, type(exc).__name__
+    return got, None
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
 
 
 def _fsync_dir(d: Path) -> None:
@@ -160,6 +217,65 @@ class Downloader:
                 + f"({free} bytes free, {remaining} needed plus {self.min_free} kept free)"
             )
 
+    def _stream(
+        self,
+        resp: requests.Response,
+        out: BinaryIO,
+        h: Any,
+        entry: ImageEntry,
+        part: Path,
+        offset: int,
+        received: list[int],
+    ) -> int:
+        """Copy the body to ``out`` and into ``h``; returns the file's size.
+
+        The reading thread fills one of :data:`BUFFERS` reused buffers (up to :data:`BUFFER`
+        bytes, straight from the socket), writes it, and hands it to one hashing thread;
+        hashlib releases the GIL, so reading and writing overlap the digest, which is the
+        slowest of the three (sha512 is a few hundred MiB/s per core). A buffer is refilled
+        only once its digest update is done. The checks run once per buffer."""
+        readinto = body_reader(resp)
+        bufs = [memoryview(bytearray(BUFFER)) for _ in range(BUFFERS)]
+        pending: list[Future[None] | None] = [None] * BUFFERS
+        total = offset
+        next_check = total + self.space_check_bytes
+        fd = out.fileno()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as hasher:
+            try:
+                i = 0
+                while True:
+                    if (f := pending[i]) is not None:
+                        f.result()
+                    buf = bufs[i]
+                    n, failed = _fill(readinto, buf)
+                    if not n and not failed:
+                        break
+                    total += n
+                    received[0] += n
+                    if entry.size is not None and total > entry.size:
+                        raise ImageCorrupt(f"more bytes than the announced size {entry.size}")
+                    if self.max_bytes is not None and total > self.max_bytes:
+                        raise _NoRoom(
+                            f"{entry.identifier}: more than the maximum image size "
+                            f"({self.max_bytes} bytes, images.max_image_gb) received; refused"
+                        )
+                    if total >= next_check:
+                        next_check = total + self.space_check_bytes
+                        self._check_space(entry, part.parent, total, during=True)
+                    data = buf[:n]
+                    _write_all(fd, data)
+                    pending[i] = hasher.submit(h.update, data)
+                    if self.progress:
+                        self.progress.update(entry.identifier, n)
+                    if failed:
+                        raise _ReadFailed(f"{failed} after {total - offset} bytes")
+                    i = (i + 1) % BUFFERS
+            finally:
+                for f in pending:
+                    if f is not None:
+                        f.result()
+        return total
+
     def _attempt(self, entry: ImageEntry, part: Path, received: list[int]) -> None:
         h = hashlib.new(entry.digest_algo)
         offset = part.stat().st_size if part.exists() else 0
@@ -167,14 +283,11 @@ class Downloader:
             part.unlink()
             offset = 0
         if offset:  # resume: the digest must cover the bytes already there
-            with part.open("rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
+            hash_file(h, part)
         self._check_space(entry, part.parent, offset)
         headers = {"Accept-Encoding": "identity", **entry.headers}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        got = 0
         try:
             with self.http.get(
                 entry.uri, headers=headers, stream=True, timeout=self.timeout
@@ -201,31 +314,14 @@ class Downloader:
                     raise DownloadError(
                         f"{entry.identifier}: HTTP {resp.status_code} from {entry.uri}"
                     )
-                total = offset
-                next_check = total + self.space_check_bytes
                 with part.open(mode) as out:
-                    for chunk in resp.iter_content(CHUNK):
-                        total += len(chunk)
-                        got += len(chunk)
-                        received[0] += len(chunk)
-                        if entry.size is not None and total > entry.size:
-                            raise ImageCorrupt(f"more bytes than the announced size {entry.size}")
-                        if self.max_bytes is not None and total > self.max_bytes:
-                            raise _NoRoom(
-                                f"{entry.identifier}: more than the maximum image size "
-                                f"({self.max_bytes} bytes, images.max_image_gb) received; refused"
-                            )
-                        if total >= next_check:
-                            next_check = total + self.space_check_bytes
-                            self._check_space(entry, part.parent, total, during=True)
-                        out.write(chunk)
-                        h.update(chunk)
-                        if self.progress:
-                            self.progress.update(entry.identifier, len(chunk))
+                    total = self._stream(resp, out, h, entry, part, offset, received)
                     out.flush()
                     os.fsync(out.fileno())
+        except _ReadFailed as exc:
+            raise _Retry(str(exc)) from None
         except requests.RequestException as exc:
-            raise _Retry(f"{type(exc).__name__} after {got} bytes") from None
+            raise _Retry(f"{type(exc).__name__} before the body") from None
         if entry.size is not None and total < entry.size:
             raise _Retry(f"connection ended after {total} of {entry.size} bytes")
         if h.hexdigest() != entry.digest:
