@@ -274,6 +274,7 @@ def test_with_slapd_starts_supervises_and_serves(
     assert report.errors == []
     assert report.counts["slapd_starts"] == 1
     assert report.counts["added"] == 13
+    assert report.details["publish"] == "loaded"  # slapadd before slapd served
     url = f"ldap://127.0.0.1:{port}"
     assert len(ldapsearch(url, "o=glue")) == 13
     assert (
@@ -298,6 +299,7 @@ def test_with_slapd_starts_supervises_and_serves(
         JobContext(config=cfg, options=opts)
     )  # the same slapd, nothing to write
     assert "slapd_starts" not in again.counts
+    assert again.details["publish"] == "unchanged"
     assert again.counts["unchanged"] == 13
     assert (again.counts["added"], again.counts["modified"], again.counts["deleted"]) == (0, 0, 0)
 
@@ -311,4 +313,5 @@ def test_with_slapd_starts_supervises_and_serves(
     third = bdii_update.run(JobContext(config=cfg, options=opts))
     assert third.counts["slapd_starts"] == 1
     assert third.counts["added"] == 13
+    assert third.details["publish"] == "loaded"
     assert pw_file.read_text().strip() != password

@@ -108,6 +108,7 @@ def test_site_bdii_aggregates_and_answers_the_domain_base(
     cfg = site_config(tmp_path / "state", resource.url, port)
     report = run_site(cfg)
     assert report.errors == [], report.errors
+    assert report.details["publish"] == "loaded"  # the same path as the resource BDII
     url = f"ldap://127.0.0.1:{port}"
 
     got = {normalize(e.dn): e for e in ldapsearch(url, DOMAIN)}
@@ -153,6 +154,7 @@ def test_site_bdii_aggregates_and_answers_the_domain_base(
     csn = context_csn(url)
     again = run_site(cfg)
     assert (again.counts["added"], again.counts["modified"], again.counts["deleted"]) == (0, 0, 0)
+    assert again.details["publish"] == "unchanged"
     assert context_csn(url) == csn
 
 
