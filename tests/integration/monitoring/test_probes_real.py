@@ -256,7 +256,13 @@ def one_cycle(site: Site) -> dict[str, Any]:
     for key in ("cloud-info", "bdii-update", "site-bdii", "accounting-extract", "ssm-send"):
         assert reports[key].status in (RunStatus.OK, RunStatus.PARTIAL), reports[key].render_text()
     assert broker.got, "the extract queued messages and the send delivered them"
-    assert reports["ssm-send"].details["records_by_vo"]
+    # the send counted, per VO, the records of the messages it delivered: all the extract queued
+    by_vo = reports["ssm-send"].details["records_by_vo"]
+    queued = reports["accounting-extract"].counts
+    assert set(by_vo) == {"ops", "fedcloud.egi.eu"}
+    assert sum(by_vo.values()) == sum(
+        v for k, v in queued.items() if k.startswith("records_") and k != "records_rejected"
+    )
     img = reports["images-sync"]
     assert img.status in (RunStatus.OK, RunStatus.PARTIAL), img.render_text()
     assert img.nothing_accepted
