@@ -336,9 +336,12 @@ class Ldap3Tree:
             except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
                 raise LdapUnavailable(f"{u.server_url}: ldapadd failed: {exc}") from None
             rejected = _rejects(rej.read_text(encoding="utf-8")) if rej.exists() else []
-        if proc.returncode not in (0,) and not rejected:
+        # -c: the exit code is the last LDAP error (a refused entry: listed in the rejects
+        # file); no rejects, or 255 (the server went away): what was added is unknown, so
+        # fail the cycle (the next one starts with a full resync)
+        if proc.returncode != 0 and (not rejected or proc.returncode == 255):
             err = proc.stderr.decode("utf-8", errors="replace").strip().replace("\n", " | ")
-            raise LdapUnavailable(f"{u.server_url}: ldapadd failed: {err[:300]}")
+            raise LdapUnavailable(f"{u.server_url}: ldapadd failed: {err[-300:]}")
         return rejected
 
     def _result(self, ok: bool) -> OpResult:
