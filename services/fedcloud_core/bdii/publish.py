@@ -8,8 +8,8 @@ Both BDIIs publish through :func:`publish`. It keeps, per suffix, what it last a
   with every write) equals the stored one, and the wanted entries' digests equal the
   stored digests: nothing is written and the tree is not read.
 - **Little change**: same check, then only the entries whose digest changed are
-  written (added, modified with ``replace`` of every wanted attribute and ``delete`` of
-  the ones no longer wanted, deleted leaves first). The tree is not read.
+  parsed and written: added (parents first), read back one by one (base scope) and
+  modified attribute by attribute, deleted (leaves first). The tree is not read.
 - **Outside change, restarted slapd, missing or unreadable state**: the ``contextCSN``
   differs (or there is no usable state), so the live tree is read and diffed entry by
   entry (:func:`fedcloud_core.bdii.sync.plan_sync`): a full resync that ends with the
