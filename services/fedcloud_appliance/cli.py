@@ -418,7 +418,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         with probes.deadline(args.timeout, args.check):
             cfg = load_config(args.config)
             result = probes.run_probe(args.check, cfg, args)
-    except TimeoutError as exc:
+    except probes.ProbeTimeout as exc:
         result = probes.unknown(args.check, str(exc))
     except (ConfigError, probes.ProbeError, FedcloudError) as exc:
         result = probes.unknown(args.check, str(exc).replace("\n", " "))

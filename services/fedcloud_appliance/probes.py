@@ -55,6 +55,11 @@ class ProbeError(Exception):
     """The probe cannot tell (bad option, unreadable input): UNKNOWN."""
 
 
+class ProbeTimeout(BaseException):
+    """``--timeout`` ran out (UNKNOWN). A BaseException, so that the network libraries'
+    broad ``except Exception`` / ``except OSError`` cannot turn it into a CRITICAL."""
+
+
 # ------------------------------------------------------------------ thresholds
 
 
@@ -162,7 +167,7 @@ class Result:
         rest = [t for s, t in self.messages if not (s is self.state and s is not State.OK)]
         text = "; ".join(worst + rest) or "no data"
         perf = " ".join(p.render() for p in self.perf)
-        text = text.replace("|", "/")  # '|' starts the perfdata
+        text = " ".join(text.replace("|", "/").split())  # one line; '|' starts the perfdata
         return f"{self.check.upper()} {self.state.name} - {text}" + (f" | {perf}" if perf else "")
 
 
@@ -671,13 +676,13 @@ CHECKS = ("bdii", "accounting", "images", "certificate", "openstack")
 
 @contextmanager
 def deadline(seconds: float, check: str) -> Iterator[None]:
-    """Raise :class:`TimeoutError` after ``seconds`` (main thread only; SIGALRM)."""
+    """Raise :class:`ProbeTimeout` after ``seconds`` (main thread only; SIGALRM)."""
     if seconds <= 0 or os.name != "posix":
         yield
         return
 
     def fire(_sig: int, _frame: object) -> None:
-        raise TimeoutError(f"{check} probe timed out after {seconds:g}s")
+        raise ProbeTimeout(f"{check} probe timed out after {seconds:g}s")
 
     old = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -85,6 +85,29 @@ def test_status_line_and_perfdata_format():
     assert r.line == "BDII WARNING - a bit old / stale; fine | 'age'=12.5min;25;65;0 'time'=U"
 
 
+def test_status_line_is_one_line():
+    r = probes.Result("images")
+    r.add(State.CRITICAL, "last sync failed: Glance said\n  500 Internal\r\nServer Error")
+    assert r.line == "IMAGES CRITICAL - last sync failed: Glance said 500 Internal Server Error"
+
+
+def test_timeout_inside_a_network_call_is_unknown_not_critical(cfg_path, monkeypatch, capsys):
+    def stuck(url, base, timeout):
+        try:
+            time.sleep(5)
+        except Exception as exc:  # what a network library's broad handler would do
+            raise ConnectionError(f"search failed: {exc}") from None
+
+    real = probes.probe_bdii
+
+    def probe_bdii(cfg, **kw):
+        return real(cfg, **{**kw, "content": stuck})
+
+    monkeypatch.setattr(probes, "probe_bdii", probe_bdii)
+    assert cli.main(["probe", "bdii", "--config", str(cfg_path), "--timeout", "0.3"]) == 3
+    assert capsys.readouterr().out.strip() == "BDII UNKNOWN - bdii probe timed out after 0.3s"
+
+
 def test_worst_state_wins_critical_over_unknown_over_warning():
     r = probes.Result("x")
     r.add(State.WARNING, "w")
