@@ -186,3 +186,13 @@ def test_every_metric_is_documented_with_its_labels():
         row = re.search(rf"^\| `{name}` \| ([^|]+) \|", doc, re.M)
         assert row, f"{name} is not in docs/operations.md"
         assert row[1].strip() == (", ".join(labels) or "-"), name
+
+
+def test_history_values_are_escaped(week):
+    week["history"]["images"][0].update(name="<img src=x onerror=alert(1)>", last_error="a<b")
+    week["history"]["runs"]["ssm-send"][-1]["error"] = "<script>x</script>"
+    page = web.render_html(week)
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script>" not in page
+    assert "a&lt;b" in page
