@@ -107,12 +107,12 @@ def _merge_images(
 
 def _bounded(doc: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     runs = doc["runs"]
-    size = len(json.dumps(doc, sort_keys=True))
+    size = len(json.dumps(doc, sort_keys=True, default=str))
     while runs and size > max_bytes:
         # drop the oldest tenth at a time (at least one) until the file fits
         drop = max(1, len(runs) // 10)
         del runs[:drop]
-        size = len(json.dumps(doc, sort_keys=True))
+        size = len(json.dumps(doc, sort_keys=True, default=str))
     return doc
 
 
@@ -149,7 +149,7 @@ def append_run(
         new["images"] = _merge_images(
             old_images or {}, images if isinstance(images, list) else [], rec["finished"], cutoff
         )
-    dump_versioned(path, _bounded(new, max_bytes), HISTORY_VERSION, sort_keys=True)
+    dump_versioned(path, _bounded(new, max_bytes), HISTORY_VERSION, sort_keys=True, default=str)
 
 
 def load_history(state_dir: str | Path, job: str) -> dict[str, Any]:

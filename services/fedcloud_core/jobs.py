@@ -95,7 +95,8 @@ def execute(
                     days=paths.history_days,
                     max_bytes=paths.history_max_bytes,
                 )
-            except (OSError, StateVersionError) as exc:
+            except (OSError, ValueError, TypeError, StateVersionError) as exc:
+                # the history is for the eyes: it never fails a run
                 log.warning("could not add the run to the history in %s: %s", paths.state_dir, exc)
         log.info("%s", report.summary())
         return report

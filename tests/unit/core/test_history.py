@@ -150,3 +150,14 @@ def test_records_by_vo_of_each_message_format() -> None:
     ).encode()
     assert history.records_by_vo(ip) == {"dteam": 1}
     assert history.records_by_vo(b"garbage") == {}
+
+
+def test_a_history_that_cannot_be_written_never_fails_the_run(tmp_path: Path, caplog) -> None:
+    cfg = _cfg(tmp_path)
+    (cfg.paths.state_dir).mkdir(parents=True)
+    (cfg.paths.state_dir / "history").write_text("a file where the directory should be")
+    spec = JobSpec("ssm send", "send", lambda ctx: RunReport(job="ssm-send"))
+    report = execute(spec, JobContext(config=cfg))
+    assert report.status.value == "ok"
+    assert (cfg.paths.state_dir / "status" / "ssm-send.json").exists()
+    assert "could not add the run to the history" in caplog.text
