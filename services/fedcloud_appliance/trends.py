@@ -114,6 +114,11 @@ def collect_history(
         ),
         key=lambda x: (str(x.get("vo")), str(x.get("name")), str(x.get("key"))),
     )
+    sync_runs = histories.get("images-sync", {}).get("runs") or []
+    last_sync = sync_runs[-1].get("finished") if sync_runs else None
+    for img in images:
+        # retired, or its list was not read in the last run: shown as such, dropped after N days
+        img["in_last_sync"] = img.get("last_seen") == last_sync
     errors = {job: h["error"] for job, h in histories.items() if h.get("error")}
     return {
         "days": day_list,

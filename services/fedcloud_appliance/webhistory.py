@@ -63,6 +63,8 @@ def render(data: dict[str, Any]) -> str:
         klass = {"failed": "failed", "new": "ok", "updated": "ok", "unchanged": "ok"}.get(
             state, "stale"
         )
+        if not img.get("in_last_sync", True):
+            state, klass = f"{state} (not in the last sync)", "stale"
         size = img.get("size")
         rows.append(
             f'<tr class="image" data-state="{_e(state)}"><td>{_e(img.get("name"))}</td>'

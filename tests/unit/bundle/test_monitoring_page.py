@@ -196,3 +196,24 @@ def test_history_values_are_escaped(week):
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<script>" not in page
     assert "a&lt;b" in page
+
+
+def test_an_image_missing_from_the_last_sync_is_marked(cfg_path):
+    cfg = parse_config(cfg_path.read_text(), source="t", environ={})
+    state = cfg.paths.state_dir
+    write_week(state, NOW)
+    from fedcloud_core import history
+    from fedcloud_core.report import RunReport
+
+    r = RunReport(job="images-sync", started=NOW)
+    r.finished = NOW
+    r.details["images"] = [
+        {"key": "appdb-ops/img-4", "name": "CernVM 5", "vo": "ops", "state": "unchanged"}
+    ]
+    history.append_run(state, r)
+    data = status.collect(cfg, NOW, probe=None)
+    rows = {i["name"]: i["in_last_sync"] for i in data["history"]["images"]}
+    assert rows["CernVM 5"] is True
+    assert rows["AlmaLinux 9"] is False
+    page = web.render_html(data)
+    assert re.search(r"<td>AlmaLinux 9</td>.*?unchanged \(not in the last sync\)", page, re.S)
