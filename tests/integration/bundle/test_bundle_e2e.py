@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 import pytest
+import yaml
 
 from fedcloud_appliance import oneshot
 
@@ -208,6 +209,28 @@ def test_the_bdiis_see_neither_the_jobs_state_nor_a_writable_snapshot(bundle: Bu
     out = bundle.compose("exec", "-T", "resource-bdii", "sh", "-c", probe, timeout=60).stdout
     assert "Read-only file system" in out, out
     assert "snapshot.ldif" in out, out  # cloud-info's snapshot, read-only
+
+
+def test_the_image_replication_never_sees_the_host_key(bundle: Bundle):
+    """Issue 18 defect 1: in scheduler mode the images job runs in images-scheduler, which
+    has the CA directory but not the host key (the scheduler, whose ssm job signs, has it)."""
+    probe = "ls -A /etc/grid-security; ls /etc/grid-security/certificates | wc -l"
+    out = {}
+    for svc in ("images-scheduler", "scheduler"):
+        proc = bundle.compose(
+            "run", "--rm", "--no-deps", svc, "sh", "-c", probe, host=True, timeout=120
+        )
+        out[svc] = proc.stdout.split()
+    assert out["images-scheduler"][0] == "certificates", out
+    assert int(out["images-scheduler"][1]) > 0, out  # the CAs are there
+    assert not any("hostkey" in w or "hostcert" in w for w in out["images-scheduler"]), out
+    assert "hostkey.pem" in out["scheduler"], out
+    cfg = yaml.safe_load(bundle.compose("config").stdout)["services"]
+    targets = [
+        v["target"] if isinstance(v, dict) else v.split(":")[1]
+        for v in cfg["images-scheduler"]["volumes"]
+    ]
+    assert "/etc/grid-security" not in targets, targets
 
 
 KILL_WRITER = r"""
