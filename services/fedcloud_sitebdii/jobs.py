@@ -84,13 +84,17 @@ def rehome(
         out.extend(moved)
     new_base = tree.group_dn(site)
     new_key = dnlib.normalize(new_base)
+    tail = "," + old_base
     for r in items:
         if not isinstance(r, Record):
             continue
-        try:
-            new = dnlib.rehome(r.dn, old_base, new_base)
-        except dnlib.DnError:
-            new = None
+        if r.dn.endswith(tail) and "\\" not in r.dn:  # spelt like the base: cut and join
+            new: str | None = r.dn[: -len(tail)] + "," + new_base
+        else:
+            try:
+                new = dnlib.rehome(r.dn, old_base, new_base)
+            except dnlib.DnError:
+                new = None
         if new is None or dnlib.normalize(new) == new_key:
             skipped += 1  # outside the resource group, or the group itself (we publish our own)
             continue
@@ -179,6 +183,8 @@ def run(ctx: JobContext) -> RunReport:
         )
         results.append(r)
         report.count(f"sources_{r.state.value}")
+        if r.unchanged:
+            report.count("sources_unchanged")  # its contextCSN did not move: not read again
         if r.state is source.SourceState.KEPT:
             report.warn(
                 f"{r.problem}; last data kept ({r.silent_for:.0f}s old), endpoints marked unknown"

@@ -3,11 +3,16 @@
 The last good answer of each resource BDII is cached as LDIF in
 ``<data_dir>/cache/<host>_<port>.ldif``; the file's mtime is the time of that
 answer, so the bounded keep time survives a restart of the site BDII.
+
+Before reading a resource BDII's tree, its suffix's ``contextCSN`` is read (one
+base-scope search): when it equals the one read before the last answer, nothing was
+written there since, and the last answer (kept in memory) is used again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import time
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii.errors import BdiiError
-from fedcloud_core.bdii.ldap import LdapUrl, connect, read_tree, search_records
+from fedcloud_core.bdii.ldap import LdapUrl, connect, context_csn, read_tree, search_records
 from fedcloud_core.files import atomic_write
 from fedcloud_core.ldif import Entry, LdifError, Record, parse, render
 
@@ -43,6 +48,7 @@ class SourceResult:
     entries: Sequence[Entry | Record] = field(default_factory=list)  # records: not parsed
     problem: str | None = None
     silent_for: float | None = None
+    unchanged: bool = False  # the same contextCSN as at the last answer: not read again
 
 
 def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> Sequence[Entry | Record]:
@@ -55,6 +61,22 @@ def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> Sequence[Entry | Record
         return read_tree(conn, base)
     finally:
         conn.unbind()
+
+
+CsnReader = Callable[[LdapUrl, str, int], str]
+
+
+def ldap_csn(url: LdapUrl, base: str, timeout: int) -> str:
+    """The ``contextCSN`` of the suffix holding ``base`` (anonymous); '' when it has none."""
+    conn = connect(url.server_url, timeout=timeout)
+    try:
+        return context_csn(conn, dnlib.split_dn(base)[-1])
+    finally:
+        conn.unbind()
+
+
+# cache file -> (contextCSN read before the answer, the answer): the job's loop only
+_answers: dict[Path, tuple[str, Sequence[Entry | Record]]] = {}
 
 
 def _ldif(items: Sequence[Entry | Record]) -> str:
@@ -84,22 +106,39 @@ def query(
     timeout: int,
     fetch: Fetcher = ldap_fetch,
     now: float | None = None,
+    csn: CsnReader | None = None,
 ) -> SourceResult:
-    """Ask one resource BDII; on silence fall back to its cached answer while it is young enough."""
+    """Ask one resource BDII; on silence fall back to its cached answer while it is young enough.
+
+    ``csn`` reads the source's ``contextCSN`` (default with the default ``fetch``:
+    :func:`ldap_csn`); unchanged since the last answer: that answer is used again."""
     url = LdapUrl.parse(url_text)
     base = source_base(url)
     cache = cache_path(cache_dir, url)
+    t = time.time() if now is None else now
+    csn_of = csn if csn is not None else (ldap_csn if fetch is ldap_fetch else None)
     problem: str
     try:
+        mark = ""
+        if csn_of is not None:
+            try:
+                mark = csn_of(url, base, timeout)
+            except BdiiError as exc:
+                log.debug("%s: no contextCSN (%s): read in full", url, exc)
+        last = _answers.get(cache)
+        if mark and last is not None and last[0] == mark and cache.exists():
+            os.utime(cache, (t, t))  # it answered now
+            return SourceResult(url_text, SourceState.OK, base, last[1], unchanged=True)
         entries = fetch(url, base, timeout)
         below = [e for e in entries if dnlib.normalize(e.dn) != dnlib.normalize(base)]
         if below:
             atomic_write(cache, _ldif(entries))
+            if mark:
+                _answers[cache] = (mark, entries)
             return SourceResult(url_text, SourceState.OK, base, entries)
         problem = f"{url}: answered with no entries below {base}"
     except (BdiiError, OSError) as exc:
         problem = f"{url}: {exc}"
-    t = time.time() if now is None else now
     try:
         age = max(0.0, t - cache.stat().st_mtime)
         cached = parse(cache.read_text(encoding="utf-8"))

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from fedcloud_core.bdii.ldap import Ldap3Tree, connect, search_records
+from fedcloud_core.bdii.ldap import Ldap3Tree, connect
 from fedcloud_core.bdii.publish import Item, PublishResult, prepare, publish, state_file
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
 from fedcloud_core.bdii.snapshot import load_snapshot
@@ -181,14 +181,16 @@ def snapshot_cycle(ours: Ours, path: Path, *, first: bool = False) -> tuple[floa
 def site_cycle(
     site: Ours, resource_url: str, *, first: bool = False
 ) -> tuple[float, PublishResult]:
-    """The site BDII job's path: read the resource BDII (ldapsearch, records), re-home
-    under the site's domain, publish."""
+    """The site BDII job's path: ask the resource BDII (its contextCSN, then one
+    ldapsearch kept as records when it moved), re-home under the site's domain, publish."""
     from fedcloud_sitebdii import jobs as sitejobs
+    from fedcloud_sitebdii import source
     from fedcloud_sitebdii import tree as sitetree
 
     t = time.perf_counter()
-    got = search_records(resource_url, "GLUE2GroupID=resource,o=glue")
-    moved, _skipped = sitejobs.rehome(got, "BENCH-SITE", "GLUE2GroupID=resource,o=glue")
+    got = source.query(resource_url, cache_dir=site.tmp / "cache", keep_for=600, timeout=120)
+    assert got.state is source.SourceState.OK, got.problem
+    moved, _skipped = sitejobs.rehome(got.entries, "BENCH-SITE", got.base)
     wanted = [
         Entry("o=glue").add("objectClass", "organization").add("o", "glue"),
         Entry("GLUE2DomainID=BENCH-SITE,o=glue")

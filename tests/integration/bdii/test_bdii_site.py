@@ -155,7 +155,27 @@ def test_site_bdii_aggregates_and_answers_the_domain_base(
     again = run_site(cfg)
     assert (again.counts["added"], again.counts["modified"], again.counts["deleted"]) == (0, 0, 0)
     assert again.details["publish"] == "unchanged"
+    assert again.counts["sources_unchanged"] == 1  # its contextCSN did not move: not read
     assert context_csn(url) == csn
+
+
+def test_change_at_the_resource_bdii_reaches_the_site(
+    resource: Slapd, tmp_path: Path, supervised_cleanup: None
+) -> None:
+    port = free_port()
+    cfg = site_config(tmp_path / "state", resource.url, port)
+    assert run_site(cfg).errors == []
+    entries = parse(example_text())
+    image = next(e for e in entries if e.dn.startswith("GLUE2ApplicationEnvironmentID="))
+    image.attrs["GLUE2EntityName"] = ["renamed at the resource BDII"]
+    load(resource, entries)  # the resource BDII's contextCSN moves
+    report = run_site(cfg)
+    assert report.errors == []
+    assert "sources_unchanged" not in report.counts
+    assert (report.counts["modified"], report.details["publish"]) == (1, "incremental")
+    url = f"ldap://127.0.0.1:{port}"
+    names = {e.first("GLUE2EntityName") for e in ldapsearch(url, DOMAIN)}
+    assert "renamed at the resource BDII" in names
 
 
 def test_silent_resource_bdii_is_kept_as_unknown_then_dropped(

@@ -146,3 +146,27 @@ def test_record_with_dn_keeps_the_attributes() -> None:
     assert recs is not None
     moved = recs[1].with_dn("cn=é moved,o=glue")
     assert moved.entry() == Entry("cn=é moved,o=glue", entries[1].attrs)
+
+
+@pytest.mark.parametrize(
+    "dn",
+    [
+        "GLUE2ServiceID=https://a:5000/v3,GLUE2GroupID=resource,o=glue",
+        "GLUE2ServiceID=s,GLUE2GroupID=Resource,O=GLUE",  # other spelling: the full path
+        "GLUE2ServiceID=a\\,b,GLUE2GroupID=resource,o=glue",
+        "GLUE2GroupID=resource,o=glue",  # the group itself: ours is published instead
+        "GLUE2ServiceID=x,GLUE2GroupID=other,o=glue",  # outside: skipped
+    ],
+)
+def test_site_rehome_of_records_equals_the_entry_rehome(dn: str) -> None:
+    from fedcloud_sitebdii import jobs, tree
+
+    e = Entry(dn).add("objectClass", "GLUE2Service")
+    recs = split_records(render([e]))
+    assert recs is not None
+    base = "GLUE2GroupID=resource,o=glue"
+    moved, skipped = jobs.rehome(recs, "SITE", base)
+    want, want_skipped = tree.rehome([e], "SITE", base)
+    assert skipped == want_skipped
+    assert [dnlib.normalize(m.dn) for m in moved] == [dnlib.normalize(w.dn) for w in want]
+    assert [m.entry().attrs for m in moved if hasattr(m, "entry")] == [w.attrs for w in want]
