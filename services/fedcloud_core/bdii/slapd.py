@@ -42,6 +42,7 @@ import jinja2
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
+from ..errors import ToolError
 from ..files import atomic_write
 from ..ldif import Entry, LdifError, Record, render_entry
 from ..tool import run_tool
@@ -283,7 +284,7 @@ class Slapd:
             db = next(d for d in s.databases if d.suffix.lower() == suffix.lower())
             try:
                 self.loaded[suffix] = self._slapadd(conf, db, entries)
-            except SlapdError as exc:
+            except ToolError as exc:  # slapadd missing, timed out or failed as a whole
                 log.warning("%s: bulk load failed, filled over LDAP instead: %s", suffix, exc)
                 self._wipe(db)
         argv = [s.slapd_bin, "-f", str(conf), "-h", s.url + "/", "-d", s.loglevel]

@@ -333,3 +333,21 @@ def test_records_go_to_slapadd_as_text_and_a_refused_one_is_cleaned_or_reported(
     )
     assert [f.dn for f in res.failures] == [_bad("bad-three").dn]
     assert_equal(bdii.slapd, wanted)
+
+
+def test_without_slapadd_the_first_load_goes_over_ldap(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    b = Bdii(tmp_path)
+    b.slapd.settings = replace(b.slapd.settings, slapadd_bin=str(tmp_path / "no-slapadd"))
+    try:
+        wanted = tree_of(BULK_MIN)
+        prep = prepare(wanted, base="o=glue")
+        b.slapd.start({"o=glue": prep.loadable()})
+        assert b.slapd.loaded == {}  # not loaded: the publish path fills it
+        tree = b.connect()
+        res = b.publish(wanted)
+        assert (res.mode, res.failed, tree.ops["bulk_add"]) == ("full", 0, 1)
+        assert_equal(b.slapd, wanted)
+    finally:
+        b.stop()
