@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.set_defaults(handler=cmd_probe)
+    p.error = _probe_usage_error  # type: ignore[method-assign]
     p = add(
         "run-container",
         help="run one cycle of a job in a new container (for cron)",
@@ -412,6 +413,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _probe_usage_error(message: str) -> NoReturn:
+    """A bad probe option is UNKNOWN (exit 3) with one status line, not argparse's exit 2."""
+    print(f"PROBE UNKNOWN - {message}")
+    sys.exit(3)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     """Never raises: every failure is an UNKNOWN status line (exit 3), as Nagios expects."""
     try:
@@ -471,7 +478,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, *, prefix: Sequence[str] = ()) -> int:
     parser = build_parser()
-    args = parser.parse_args([*prefix, *(sys.argv[1:] if argv is None else argv)])
+    args, extra = parser.parse_known_args([*prefix, *(sys.argv[1:] if argv is None else argv)])
+    if extra:
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        if getattr(args, "handler", None) is cmd_probe:
+            _probe_usage_error(message)
+        parser.error(message)
     setup_logging(verbose=getattr(args, "verbose", 0), fmt=getattr(args, "log_format", "text"))
     try:
         return int(args.handler(args))

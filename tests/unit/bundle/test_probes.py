@@ -395,3 +395,13 @@ def test_timeout_is_unknown(cfg_path, monkeypatch, capsys):
     assert cli.main(["probe", "bdii", "--config", str(cfg_path), "--timeout", "0.3"]) == 3
     assert time.monotonic() - t0 < 3
     assert capsys.readouterr().out.strip() == "BDII UNKNOWN - bdii probe timed out after 0.3s"
+
+
+@pytest.mark.parametrize("argv", [["probe", "nonsense"], ["probe", "bdii", "--bogus"], ["probe"]])
+def test_usage_errors_are_unknown(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 3
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("PROBE UNKNOWN - ")
+    assert len(out.splitlines()) == 1
