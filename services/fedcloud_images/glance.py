@@ -23,6 +23,9 @@ from .model import ImageEntry
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
+# Images per page when listing: Glance's default api_limit_max, the most one request returns.
+# A source's images come in ceil(n / PAGE_SIZE) requests (glanceclient's default is 20).
+PAGE_SIZE = 1000
 
 # Properties the replicator owns (spec section 2); nothing else is set or compared.
 MANAGED_PROPERTIES = (
@@ -118,10 +121,14 @@ class GlanceImages:
         return self._owner_id
 
     def scan(self, source: str) -> Scan:
-        """Images tagged for ``source`` (tag + image_list), any visibility/status, split by owner."""
+        """Images tagged for ``source`` (tag + image_list), any visibility/status, split by owner.
+
+        Filtered by Glance (tag and the ``image_list`` property), in pages of :data:`PAGE_SIZE`.
+        Not by owner: look-alikes of other projects are reported, so they are listed too."""
         out = Scan()
         for img in self.glance.images.list(
-            filters={"tag": [self.tag], "visibility": "all", "image_list": source}
+            filters={"tag": [self.tag], "visibility": "all", "image_list": source},
+            page_size=PAGE_SIZE,
         ):
             if img.get("image_list") == source and self.tag in (img.get("tags") or []):
                 (out.managed if img.get("owner") == self.owner else out.foreign).append(img)
@@ -211,13 +218,18 @@ class GlanceImages:
             self.glance.images.update(img["id"], remove_props=remove or None, **changes)
         return sorted([*changes, *remove])
 
-    def ensure_members(self, img: Any, projects: list[str], accept_with: Any = None) -> list[str]:
+    def ensure_members(
+        self, img: Any, projects: list[str], accept_with: Any = None, *, new: bool = False
+    ) -> list[str]:
         """Make ``projects`` the accepted members of a shared image; returns what changed.
 
         Accepting is the member's call: ``accept_with`` is a glance client scoped to the member
-        project (default: ours, which works where Glance's policy lets an admin do it)."""
+        project (default: ours, which works where Glance's policy lets an admin do it).
+        ``new``: the image was just created by us, so it has no members (not listed)."""
         done: list[str] = []
-        current = {m["member_id"]: m for m in self.glance.image_members.list(img["id"])}
+        current = (
+            {} if new else {m["member_id"]: m for m in self.glance.image_members.list(img["id"])}
+        )
         for p in projects:
             m = current.get(p)
             if m is None:

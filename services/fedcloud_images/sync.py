@@ -3,7 +3,11 @@
 The order protects the site: nothing is written for a source until its list is
 verified; images are only retired when a verified, current list no longer selects
 them; a failed download keeps the previous Glance image. An unchanged run reads
-Glance once per source (plus members of shared images) and writes nothing.
+Glance once per source (one page per 1,000 images) and writes nothing: the members
+of a shared image are listed only when the state database says they may differ
+(another project list, a new image, a last check older than
+``images.members_recheck_hours``). New and replaced images are uploaded and
+shared by ``images.upload_workers`` threads; each image's outcome is its own.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from fedcloud_core.report import RunReport
 
 from .cache import convert
 from .cache.download import Downloader, verify_file
-from .cache.state import ImageState, State
+from .cache.state import ImageState, MembersState, State
 from .errors import ListRejected
 from .glance import GlanceImages, image_properties, min_disk_gb
 from .model import ImageEntry, ImageList
@@ -131,6 +135,8 @@ class ImageSync:
             by_id.setdefault(str(img.get("appdb_id")), []).append(img)
         projects = self.deps.projects(sub.vo) if sub.visibility == "shared" else []
         accept_with = self.deps.member_client(sub.member_cloud) if sub.member_cloud else None
+        members_seen = state.members(name) if sub.visibility == "shared" else {}
+        live: set[str] = set()  # Glance ids of this source's images after the run
 
         todo: list[ImageEntry] = []
         for e in wanted:
@@ -148,8 +154,16 @@ class ImageSync:
                 todo.append(e)
                 continue
             keep = current[0]
+            live.add(keep["id"])
+            check = self._members_due(keep, sub, projects, members_seen.get(keep["id"]))
             try:
-                changed = [] if self.dry_run else self._refresh(keep, e, sub, projects, accept_with)
+                changed = (
+                    []
+                    if self.dry_run
+                    else self._refresh(keep, e, sub, projects, accept_with, members=check)
+                )
+                if check and not self.dry_run:
+                    state.save_members(name, keep["id"], projects)
             except Exception as exc:  # noqa: BLE001 - one image never stops the source
                 log.warning("%s: image %s: Glance update failed: %s", name, e.identifier, exc)
                 report.count("images_failed")
@@ -162,36 +176,10 @@ class ImageSync:
             if changed:
                 log.info("%s: %s metadata updated (%s)", name, e.identifier, ", ".join(changed))
 
-        for ready in self._prepare_all(name, todo, report):
-            e = ready.entry
-            imgs = by_id.get(e.identifier, [])
-            if ready.error:
-                report.count("images_failed")
-                report.error(
-                    f"{name}: image {e.identifier}: {ready.error}"
-                    + (" (the previous version stays)" if imgs else "")
-                )
-                _note_image(report, name, sub.vo, e, "failed", str(ready.error))
-                continue
-            if self.dry_run:
-                report.count("images_updated" if imgs else "images_new")
-                continue
-            try:
-                img = self._create(sub, e, ready.state, projects, accept_with)
-            except Exception as exc:  # noqa: BLE001 - Glance errors are many types; report and go on
-                report.count("images_failed")
-                report.error(f"{name}: image {e.identifier}: Glance upload failed: {exc}")
-                _note_image(report, name, sub.vo, e, "failed", f"Glance upload failed: {exc}")
-                continue
-            ready.state.glance_id = img["id"]
-            state.save_image(ready.state)
-            self._retire_others(name, e.identifier, imgs, img, report)
-            self._clean_cache(name, e, ready.state)
-            report.count("images_updated" if imgs else "images_new")
-            _note_image(report, name, sub.vo, e, "updated" if imgs else "new")
-            log.info(
-                "%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"]
-            )
+        with ThreadPoolExecutor(
+            max_workers=self.cfg.upload_workers, thread_name_prefix="upload"
+        ) as uploads:
+            self._upload_all(name, sub, todo, by_id, projects, accept_with, live, uploads, report)
 
         keep_ids = {e.identifier for e in wanted} | set(il.invalid)
         dropped = sorted(ident for ident in by_id if ident not in keep_ids)
@@ -205,7 +193,69 @@ class ImageSync:
                 if st.identifier not in keep_ids:
                     shutil.rmtree(self._dir(name, st.identifier), ignore_errors=True)
                     state.forget_image(name, st.identifier)
+            state.forget_members(name, live)
             state.accept_list(name, il.version, il.content_hash, il.identifier or None)
+
+    def _upload_all(
+        self,
+        name: str,
+        sub: Target,
+        todo: list[ImageEntry],
+        by_id: dict[str, list[Any]],
+        projects: list[str],
+        accept_with: Any,
+        live: set[str],
+        uploads: ThreadPoolExecutor,
+        report: RunReport,
+    ) -> None:
+        """Create, upload and share the prepared images on ``uploads`` (bounded workers).
+
+        Only the Glance calls of :meth:`_create` run in the workers; the state database, the
+        report and retiring the replaced image stay in this thread, taken in list order as
+        each image's upload ends. An upload's failure is that image's alone."""
+        state = self.deps.state
+        jobs: list[tuple[_Ready, Future[Any] | None]] = []
+        for ready in self._prepare_all(name, todo, report):
+            fut = None
+            if not ready.error and not self.dry_run:
+                fut = uploads.submit(
+                    self._create, sub, ready.entry, ready.state, projects, accept_with
+                )
+            jobs.append((ready, fut))
+        for ready, fut in jobs:
+            e = ready.entry
+            imgs = by_id.get(e.identifier, [])
+            if ready.error:
+                report.count("images_failed")
+                report.error(
+                    f"{name}: image {e.identifier}: {ready.error}"
+                    + (" (the previous version stays)" if imgs else "")
+                )
+                _note_image(report, name, sub.vo, e, "failed", str(ready.error))
+                continue
+            if self.dry_run:
+                report.count("images_updated" if imgs else "images_new")
+                continue
+            assert fut is not None
+            try:
+                img = fut.result()
+            except Exception as exc:  # noqa: BLE001 - Glance errors are many types; report and go on
+                report.count("images_failed")
+                report.error(f"{name}: image {e.identifier}: Glance upload failed: {exc}")
+                _note_image(report, name, sub.vo, e, "failed", f"Glance upload failed: {exc}")
+                continue
+            ready.state.glance_id = img["id"]
+            live.add(img["id"])
+            state.save_image(ready.state)
+            if sub.visibility == "shared":
+                state.save_members(name, img["id"], projects)
+            self._retire_others(name, e.identifier, imgs, img, report)
+            self._clean_cache(name, e, ready.state)
+            report.count("images_updated" if imgs else "images_new")
+            _note_image(report, name, sub.vo, e, "updated" if imgs else "new")
+            log.info(
+                "%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"]
+            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -371,11 +421,32 @@ class ImageSync:
             path=Path(st.upload_path),
         )
         if sub.visibility == "shared":
-            self.deps.glance.ensure_members(img, projects, accept_with)
+            self.deps.glance.ensure_members(img, projects, accept_with, new=True)
         return img
 
+    def _members_due(
+        self, img: Any, sub: Target, projects: list[str], seen: MembersState | None
+    ) -> bool:
+        """Must this run list the members of ``img``? Not when the state says the last run
+        left exactly ``projects`` accepted, less than ``members_recheck_hours`` ago."""
+        if sub.visibility != "shared":
+            return False
+        if seen is None or img.get("visibility") != "shared":
+            return True
+        if seen.projects != tuple(sorted(projects)):
+            return True
+        age = datetime.now(UTC) - seen.checked_at
+        return age >= timedelta(hours=self.cfg.members_recheck_hours)
+
     def _refresh(
-        self, img: Any, e: ImageEntry, sub: Target, projects: list[str], accept_with: Any
+        self,
+        img: Any,
+        e: ImageEntry,
+        sub: Target,
+        projects: list[str],
+        accept_with: Any,
+        *,
+        members: bool = True,
     ) -> list[str]:
         g = self.deps.glance
         changed = []
@@ -389,7 +460,7 @@ class ImageSync:
             properties=image_properties(e, sub.name),
             min_ram=e.ram_min or 0,
         )
-        if sub.visibility == "shared":
+        if sub.visibility == "shared" and members:
             changed += g.ensure_members(img, projects, accept_with)
         return changed
 

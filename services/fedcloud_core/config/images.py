@@ -118,6 +118,20 @@ class ImagesConfig(Section):
     name_prefix: str = Field("", description="global image name prefix")
     tag: str = Field("fedcloud-appliance", description="Glance tag marking managed images")
     concurrency: int = Field(2, ge=1, le=16, description="parallel downloads")
+    upload_workers: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="images created, uploaded and shared in Glance at once (Glance's side is "
+        "I/O-bound; one failing image never stops the others)",
+    )
+    members_recheck_hours: float = Field(
+        24.0,
+        ge=0,
+        description="an unchanged run lists a shared image's members only when the state says "
+        "they may differ from the wanted projects, or its last check is older than this "
+        "(members changed by hand are corrected then; 0: list them every run)",
+    )
     retries: int = Field(
         3, ge=0, le=10, description="retries after a failed download attempt (then reported)"
     )

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import requests
 import urllib3
@@ -96,7 +96,7 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
     fp = getattr(raw, "_fp", None)
     if coding in ("", "identity") and isinstance(fp, http.client.HTTPResponse):
         return fp.readinto
-    return raw.readinto  # type: ignore[no-any-return]
+    return raw.readinto
 
 
 def _fill(readinto: Callable[[memoryview], int], buf: memoryview) -> tuple[int, str | None]:
@@ -220,7 +220,7 @@ class Downloader:
     def _stream(
         self,
         resp: requests.Response,
-        out: BinaryIO,
+        out: IO[bytes],
         h: Any,
         entry: ImageEntry,
         part: Path,

@@ -2,7 +2,10 @@
 
 Per source: the last accepted list version and content hash. Per image: the digest
 of the cached file, the file that goes to Glance (after conversion) and its format,
-the Glance id, and how many download attempts the current digest took.
+the Glance id, and how many download attempts the current digest took. Per shared
+Glance image: the member projects the last run made accepted members, and when (an
+unchanged run lists the members only where this differs from what is wanted now, or
+is older than ``images.members_recheck_hours``).
 
 Versioned with ``PRAGMA user_version`` (:mod:`fedcloud_core.statefile`): an older
 database is migrated when opened, a newer one refused untouched.
@@ -17,9 +20,24 @@ from pathlib import Path
 
 from fedcloud_core.statefile import SqlMigration, sqlite_has_tables, sqlite_version
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, SqlMigration] = {}  # version n -> n + 1
-SCHEMA = """
+SCHEMA_VERSION = 2
+MEMBERS_TABLE = """
+CREATE TABLE IF NOT EXISTS members (
+    glance_id TEXT PRIMARY KEY, source TEXT NOT NULL, projects TEXT NOT NULL,
+    checked_at TEXT NOT NULL
+);
+"""
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    """Version 2 adds the members table (empty: the next run lists every shared image once)."""
+    db.execute(MEMBERS_TABLE)
+
+
+MIGRATIONS: dict[int, SqlMigration] = {1: _v1_to_v2}  # version n -> n + 1
+SCHEMA = (
+    MEMBERS_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS lists (
     source TEXT PRIMARY KEY, version TEXT NOT NULL, content_hash TEXT NOT NULL,
     list_id TEXT, accepted_at TEXT NOT NULL
@@ -31,6 +49,7 @@ CREATE TABLE IF NOT EXISTS images (
     PRIMARY KEY (source, identifier)
 );
 """
+)
 
 
 @dataclass
@@ -67,6 +86,12 @@ class ImageState:
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class MembersState:
+    projects: tuple[str, ...]
+    checked_at: datetime
 
 
 class State:
@@ -171,3 +196,33 @@ class State:
             self.db.execute(
                 "DELETE FROM images WHERE source=? AND identifier=?", (source, identifier)
             )
+
+    def members(self, source: str) -> dict[str, MembersState]:
+        """Glance image id -> the members the last run left accepted, for ``source``."""
+        rows = self.db.execute(
+            "SELECT glance_id, projects, checked_at FROM members WHERE source=?", (source,)
+        ).fetchall()
+        return {
+            gid: MembersState(
+                tuple(p for p in projects.split(",") if p), datetime.fromisoformat(at)
+            )
+            for gid, projects, at in rows
+        }
+
+    def save_members(self, source: str, glance_id: str, projects: list[str]) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO members(glance_id, source, projects, checked_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(glance_id) DO UPDATE SET source=excluded.source, "
+                "projects=excluded.projects, checked_at=excluded.checked_at",
+                (glance_id, source, ",".join(sorted(projects)), _now()),
+            )
+
+    def forget_members(self, source: str, keep: set[str]) -> None:
+        """Drop the member records of ``source``'s images other than ``keep`` (Glance ids)."""
+        with self.db:
+            for (gid,) in self.db.execute(
+                "SELECT glance_id FROM members WHERE source=?", (source,)
+            ).fetchall():
+                if gid not in keep:
+                    self.db.execute("DELETE FROM members WHERE glance_id=?", (gid,))

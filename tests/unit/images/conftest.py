@@ -19,15 +19,22 @@ class _Images:
     def __init__(self, g: FakeGlance):
         self.g = g
 
-    def list(self, filters: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        self.g.calls.append(("GET", "images"))
+    def list(
+        self, filters: dict[str, Any] | None = None, page_size: int = 20
+    ) -> Iterator[dict[str, Any]]:
+        """One GET per page, as glanceclient pages (its default page size is 20)."""
         f = filters or {}
+        found = []
         for img in list(self.g.store.values()):
             if "tag" in f and not set(f["tag"]) <= set(img["tags"]):
                 continue
             if "image_list" in f and img.get("image_list") != f["image_list"]:
                 continue
-            yield copy.deepcopy(img)
+            found.append(img)
+        for start in range(0, max(1, len(found)), page_size):
+            self.g.calls.append(("GET", "images"))
+            for img in found[start : start + page_size]:
+                yield copy.deepcopy(img)
 
     def get(self, image_id: str) -> dict[str, Any]:
         self.g.calls.append(("GET", f"images/{image_id}"))
