@@ -166,6 +166,10 @@ def _entries(port: int, base: str = "o=glue") -> dict[str, list[str]]:
     return entries
 
 
+def _has_network(name: str) -> bool:
+    return run(["docker", "network", "inspect", name], check=False).returncode == 0
+
+
 def _swarm_state() -> str:
     return run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"]).stdout.strip()
 
@@ -199,6 +203,7 @@ def stack(docker_images: dict[str, str], testbed: Any) -> Iterator[Stack]:
     s = Stack(name=name, prefix=prefix, env=env, workdir=base, testbed=testbed)
     node = None
     init = False
+    gwbridge_before = _has_network("docker_gwbridge")
     try:
         run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], timeout=60)
         init = True
@@ -242,6 +247,9 @@ def stack(docker_images: dict[str, str], testbed: Any) -> Iterator[Stack]:
             ):
                 time.sleep(1)
             run(["docker", "swarm", "leave", "--force"], check=False, timeout=60)
+            # the bridge swarm init created stays after leaving: remove it unless it was there
+            if not gwbridge_before and _has_network("docker_gwbridge"):
+                run(["docker", "network", "rm", "docker_gwbridge"], check=False)
         vols = (
             run(
                 ["docker", "volume", "ls", "-q", "--filter", f"name={prefix}"], check=False
@@ -329,6 +337,28 @@ def test_both_bdii_replicas_publish_the_same_tree(stack: Stack):
     assert "objectClass: GLUE2ComputingService" in objects
     assert objects.count("objectClass: GLUE2ComputingShare") == len(stack.testbed.seed["vo_map"])
     assert len(trees[0]) > 10
+
+
+def test_both_site_bdii_replicas_aggregate_the_same_tree(stack: Stack):
+    """Each site BDII replica reads the resource BDII service (DNS over its running tasks)."""
+    tasks = stack.wait_tasks("site-bdii", 2)
+    for t in tasks:
+        stack.exec(
+            t["id"],
+            "fedcloud-appliance",
+            "site-bdii",
+            "--once",
+            "--wait-lock",
+            "60",
+            "--config",
+            "/etc/fedcloud-appliance/appliance.yaml",
+        )
+    base = "GLUE2DomainID=DEMO-SITE,o=glue"
+    trees = [_entries(t["port"], base) for t in tasks]
+    assert trees[0] == trees[1]
+    objects = "\n".join(line for lines in trees[0].values() for line in lines)
+    assert "objectClass: GLUE2AdminDomain" in objects
+    assert "objectClass: GLUE2ComputingService" in objects
 
 
 def test_a_killed_bdii_task_is_replaced_and_the_service_keeps_answering(stack: Stack):
