@@ -14,7 +14,15 @@ from .action_cache import ActionCache
 from .checkpoint import CheckpointStore
 from .extract.openstack import OpenStackUsageSource
 from .messenger.queue import DirqWriter
-from .run import Extractor, Window, action_cache_dir, checkpoint_path, default_outgoing
+from .run import (
+    Extractor,
+    Window,
+    action_cache_dir,
+    checkpoint_path,
+    default_outgoing,
+    server_cache_dir,
+)
+from .server_cache import ServerCache
 
 
 def utc_time(text: str) -> datetime:
@@ -67,6 +75,7 @@ def run(ctx: JobContext) -> RunReport:
         out=ctx.deps.get("out"),
         now=ctx.deps.get("now") or _now,
         action_cache=ActionCache(action_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
+        server_cache=ServerCache(server_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
     )
     return extractor.run(Window(ctx.option("extract_from"), ctx.option("extract_to")))
 

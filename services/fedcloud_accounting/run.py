@@ -51,13 +51,25 @@ from .record.validate import (
     check_json_message,
     check_json_record,
     check_storage_message,
+    rule_known_fields,
+    rule_mandatory,
 )
+from .server_cache import FULL_EVERY, ServerCache
 
 log = logging.getLogger(__name__)
 JOB = "accounting-extract"
 ACTION_WORKERS = 4  # parallel os-instance-actions calls (one per server)
+
+
+def _check_rendered_cloud_message(text: str) -> list[str]:
+    """A cloud message parsed back the way APEL splits it. Each record passed every rule
+    before it was rendered: here a record cut or merged by the rendering or the split
+    would lose its mandatory fields or gain unknown ones."""
+    return check_cloud_message(text, rules=(rule_mandatory, rule_known_fields))
+
+
 _MESSAGE_CHECKS: dict[str, Callable[[str], list[str]]] = {
-    "cloud": check_cloud_message,
+    "cloud": _check_rendered_cloud_message,
     "storage": check_storage_message,
     "ip": check_json_message,
     "accelerator": check_json_message,
@@ -101,6 +113,7 @@ class Extractor:
         now: Callable[[], datetime] = utcnow,
         action_cache: ActionCache | None = None,
         finals: FinalsStore | None = None,
+        server_cache: ServerCache | None = None,
     ):
         self.config = config
         self.acct = config.accounting
@@ -112,6 +125,7 @@ class Extractor:
         self.out = out
         self.now = now
         self.action_cache = action_cache
+        self.server_cache = server_cache
         self.finals = finals or FinalsStore(checkpoints.path.parent / "finals.json")
         self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
         self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
@@ -190,6 +204,8 @@ class Extractor:
         report.count("projects_failed", len(failed))
         if self.action_cache is not None and not self.dry_run:
             self.action_cache.prune(t.id for t in targets)
+        if self.server_cache is not None and not self.dry_run:
+            self.server_cache.prune(t.id for t in targets)
         report.details["checkpoints_advanced"] = advanced
         if failed and len(failed) == len(targets):
             report.fatal = f"every project failed ({len(failed)})"
@@ -261,7 +277,7 @@ class Extractor:
         batch = _Batch()
         since = start if since is None else min(since, start)
         sent = sent or {}
-        listed = self.source.servers(target.id, since)
+        listed = self._list_servers(target.id, since, report)
         servers = []
         for s in listed:
             if s.created > end or (s.terminated is not None and s.terminated < since):
@@ -338,6 +354,37 @@ class Extractor:
             report.count(f"records_{kind}", len(chunks))
         return batch
 
+    def _list_servers(self, project_id: str, since: datetime, report: RunReport) -> list[Server]:
+        """The project's servers not deleted plus those deleted since ``since``: the changes
+        since the last listing on top of it when it is usable (:mod:`.server_cache`), else
+        a complete listing."""
+        if self.server_cache is None:
+            return list(self.source.servers(project_id, since))
+        listed_at = self.now()
+        margin = timedelta(minutes=self.acct.changes_since_margin_minutes)
+        last = self.server_cache.load(project_id)
+        if (
+            last is not None
+            and since <= last.listed_at - margin
+            and listed_at - last.full_at < FULL_EVERY
+        ):
+            merged = dict(last.servers)
+            for s in self.source.changed_servers(project_id, since):
+                merged[s.id] = s
+            servers = [merged[k] for k in sorted(merged)]
+            full_at = last.full_at
+            report.count("server_lists_changes_only")
+        else:
+            servers = list(self.source.servers(project_id, since))
+            full_at = listed_at
+            report.count("server_lists_full")
+        if not self.dry_run:
+            try:
+                self.server_cache.save(project_id, servers, listed_at, full_at)
+            except OSError as exc:
+                report.warn(f"project {project_id}: server list not kept: {exc}")
+        return servers
+
     def _actions(
         self, project_id: str, servers: list[Server], report: RunReport
     ) -> dict[str, Sequence[Action]]:
@@ -352,13 +399,14 @@ class Extractor:
             report.count("action_lists_read", len(fresh))
             return fresh
         read_at = self.now()
-        known: dict[str, Sequence[Action]] = dict(
-            self.action_cache.hits(self.action_cache.load(project_id), needed)
-        )
+        cached = self.action_cache.load(project_id)
+        known: dict[str, Sequence[Action]] = dict(self.action_cache.hits(cached, needed))
         fresh = self._all_actions([s.id for s in needed if s.id not in known])
         report.count("action_lists_read", len(fresh))
         report.count("action_lists_cached", len(known))
         actions = {**known, **fresh}
+        if not fresh and set(known) == set(cached):
+            return actions  # the file would be written again byte for byte
         if not self.dry_run:
             try:
                 self.action_cache.save(project_id, needed, actions, read_at)
@@ -477,3 +525,7 @@ def checkpoint_path(config: AppConfig) -> Path:
 
 def action_cache_dir(config: AppConfig) -> Path:
     return config.paths.state_dir / "accounting" / "actions"
+
+
+def server_cache_dir(config: AppConfig) -> Path:
+    return config.paths.state_dir / "accounting" / "servers"

@@ -32,6 +32,11 @@ class UsageSource(Protocol):
         """Every server of the project that is not deleted, plus those deleted since ``deleted_since``."""
         ...
 
+    def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:
+        """Every server of the project updated at or after ``since`` (Nova's
+        ``changes-since``), deleted ones included."""
+        ...
+
     def actions(self, server_id: str) -> Sequence[Action]:
         """The instance actions of one server (also of a deleted one)."""
         ...

@@ -18,6 +18,15 @@ _SPACES = re.compile(r"\s+")
 
 def clean(value: str) -> str:
     """The ASCII, single-line, ``%%``-free form of ``value``."""
+    if (
+        value.isascii()
+        and value.isprintable()  # printable ASCII: its only white space is " "
+        and "  " not in value
+        and "%%" not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        return value  # already clean: what the loop below would give back
     out = []
     for ch in unicodedata.normalize("NFKD", value):
         if ch.isascii():

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -180,8 +180,12 @@ def parse_cloud_message(text: str) -> tuple[str, list[dict[str, str]], list[str]
     return header, records, problems
 
 
-def check_cloud_message(text: str) -> list[str]:
-    """Every reason APEL would reject this message (it rejects it whole if there is any)."""
+def check_cloud_message(text: str, rules: Sequence[Rule] = CLOUD_RULES) -> list[str]:
+    """Every reason APEL would reject this message (it rejects it whole if there is any).
+
+    ``rules``: the record rules to apply to each record as parsed back; fewer only when
+    every record was checked against all of them before it was rendered.
+    """
     problems = []
     if not text.isascii():
         problems.append("the message holds non-ASCII text")
@@ -190,7 +194,7 @@ def check_cloud_message(text: str) -> list[str]:
         problems.append(f"header is {header!r}, expected {HEADER!r}")
     problems += parse_problems
     for n, rec in enumerate(records, 1):
-        problems += [f"record {n}: {p}" for p in check_cloud_record(rec)]
+        problems += [f"record {n}: {p}" for rule in rules for p in rule(rec)]
     return problems
 
 

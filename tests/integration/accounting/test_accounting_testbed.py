@@ -347,6 +347,9 @@ def test_a_rerun_reads_the_actions_of_no_unchanged_server_and_queues_the_same_re
             JobContext(config=cfg, options=ns, deps={"source": source, "now": lambda: now}),
         )
         assert report.exit_code == ExitCode.OK, report.render_text()
+        # the rerun asks Nova only for the servers changed since the first run's listing
+        kind = "server_lists_full" if i == 1 else "server_lists_changes_only"
+        assert report.counts[kind] == len(seed["vo_map"]), report.counts
         got.append(records(tmp_path / f"spool{i}" / "outgoing"))
         reads.append(source.action_reads)
     listed = {

@@ -122,6 +122,16 @@ class FakeSource:
             if s.terminated is None or s.terminated >= deleted_since
         ]
 
+    def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:
+        """Nova's ``changes-since``: ``updated`` at or after ``since``, deleted ones included."""
+        self.calls.append(("changed_servers", (project_id, since)))
+        self._fail(project_id)
+        return [
+            s
+            for s in self.servers_by_project.get(project_id, [])
+            if (s.updated or s.terminated or s.created) >= since
+        ]
+
     def actions(self, server_id: str) -> Sequence[Action]:
         self.calls.append(("actions", server_id))
         return list(self.actions_by_server.get(server_id, []))

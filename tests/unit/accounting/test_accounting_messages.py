@@ -155,6 +155,32 @@ def test_sanitise(raw, want):
     assert clean(raw) == want
 
 
+def test_sanitise_fast_path_gives_what_the_full_transliteration_gives():
+    """Every string of up to 4 characters from an alphabet of the tricky cases."""
+    import itertools
+    import re
+    import unicodedata
+
+    def slow(value: str) -> str:  # the transliteration, without the already-clean shortcut
+        out = []
+        for ch in unicodedata.normalize("NFKD", value):
+            if ch.isascii():
+                out.append(" " if not ch.isprintable() else ch)
+            elif unicodedata.combining(ch):
+                continue
+            elif ch.isspace():
+                out.append(" ")
+            else:
+                out.append("?")
+        return re.sub(r"%{2,}", "%", re.sub(r"\s+", " ", "".join(out)).strip())
+
+    alphabet = ["a", " ", "%", "\t", "\n", "\x0b", "\x7f", "\u00e9", "\u00a0", "-"]
+    for n in range(5):
+        for chars in itertools.product(alphabet, repeat=n):
+            value = "".join(chars)
+            assert clean(value) == slow(value), repr(value)
+
+
 def test_split_by_record_count():
     chunks = [f"VMUUID: {i}\nSiteName: S" for i in range(7)]
     msgs = split(CLOUD, chunks, max_records=3, max_bytes=1_000_000)
