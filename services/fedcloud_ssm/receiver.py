@@ -257,6 +257,7 @@ class Receiver:
         self._bundle: Path | None = None
         self._stop = threading.Event()
         self._closing = threading.Event()
+        self.handled = 0  # messages stored (accepted, duplicate or rejected) and acknowledged
 
     def handle(self, frame: Any) -> None:
         if self._closing.is_set():  # not stored, not acked: the broker redelivers it next time
@@ -269,6 +270,7 @@ class Receiver:
         log.info(
             "message %s: %s%s", empaid, outcome, f" ({verdict.reason})" if verdict.reason else ""
         )
+        self.handled += 1
         conn = self._conn
         if conn is not None:  # ack only once stored: nothing is lost if we die before
             try:
@@ -324,14 +326,25 @@ class Receiver:
             except (StompException, OSError):
                 pass
 
-    def drain(self, *, idle: float = 1.0, max_time: float = 60.0) -> dict[str, int]:
-        """Consume until nothing arrived for ``idle`` seconds (bounded by ``max_time``)."""
+    def drain(
+        self, *, idle: float = 1.0, max_time: float = 60.0, expect: int = 0
+    ) -> dict[str, int]:
+        """Consume until nothing arrived for ``idle`` seconds (bounded by ``max_time``).
+
+        ``expect``: the destination is known to hold at least this many messages: the idle
+        time counts only once as many were handled (a broker that has just restarted, or a
+        loaded machine, may take longer than ``idle`` to deliver the first one).
+        """
+        start = self.handled
         self.connect()
         assert self._consumer is not None
         deadline = time.monotonic() + max_time
         try:
             while time.monotonic() < deadline and not self._consumer.lost.is_set():
-                if time.monotonic() - self._consumer.last_message > idle:
+                if (
+                    self.handled - start >= expect
+                    and time.monotonic() - self._consumer.last_message > idle
+                ):
                     break
                 time.sleep(0.1)
         finally:
