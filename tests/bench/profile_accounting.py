@@ -94,7 +94,8 @@ def stats(port_url: str) -> dict[str, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--servers", type=int, default=10000)
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="cProfile the hourly run")
+    ap.add_argument("--profile-first", action="store_true", help="cProfile the first run")
     ap.add_argument("--sort", default="cumulative")
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--one", choices=("first", "hourly"), help=argparse.SUPPRESS)
@@ -121,7 +122,9 @@ def main() -> int:
                 before = stats(base)
                 cmd = [sys.executable, "-W", "ignore", __file__, "--one", scenario, "--state", d]
                 cmd += ["--clouds-yaml", clouds, "--sort", args.sort, "--top", str(args.top)]
-                if args.profile and scenario == "hourly":
+                if (args.profile and scenario == "hourly") or (
+                    args.profile_first and scenario == "first"
+                ):
                     cmd.append("--profile")
                 res = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 after = stats(base)
@@ -129,7 +132,7 @@ def main() -> int:
                 served = {k: v for k, v in served.items() if v and k != "_stats"}
                 line = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "{}"
                 print(f"{scenario}: {line} requests {served}")
-                if res.returncode or args.profile:
+                if res.returncode or "--profile" in cmd:
                     print(res.stderr[-12000:])
     finally:
         fake.terminate()

@@ -75,7 +75,9 @@ class AccountingConfig(Section):
     cache_actions: bool = Field(
         True,
         description="keep each server's instance actions in <state_dir>/accounting/actions and read them "
-        "again only when the server's 'updated' time moves (one API call per changed server, not per server)",
+        "again only when the server's 'updated' time moves (one API call per changed server, not per server); "
+        "also keep the last server listing in <state_dir>/accounting/servers, so that the next run asks Nova "
+        "only for the servers changed since (a complete listing at least daily)",
     )
     max_build_seconds: int = Field(
         300,

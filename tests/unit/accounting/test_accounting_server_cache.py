@@ -144,3 +144,15 @@ def test_a_listing_keeps_every_fact_of_a_server(tmp_path):
     assert [got.servers[s.id] for s in alive] == alive
     assert len(got.servers) == len(alive)
     assert cache.load("../x") is None
+
+
+def test_a_listing_of_a_newer_release_stops_the_run_untouched(tmp_path):
+    from fedcloud_core.errors import StateVersionError
+
+    src = fleet(100)
+    run(tmp_path, src, FLEET_END)
+    f = tmp_path / "state" / "accounting" / "servers" / f"{fleet_projects()[0]}.json"
+    f.write_text('{"version": 99, "servers": {}}\n')
+    with pytest.raises(StateVersionError, match="accounting server list"):
+        run(tmp_path, src, FLEET_END + HOUR)
+    assert f.read_text() == '{"version": 99, "servers": {}}\n'
