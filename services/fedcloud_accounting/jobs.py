@@ -19,7 +19,6 @@ from .run import (
     Window,
     action_cache_dir,
     checkpoint_path,
-    default_outgoing,
     server_cache_dir,
 )
 from .server_cache import ServerCache
@@ -64,7 +63,7 @@ def run(ctx: JobContext) -> RunReport:
     source = ctx.deps.get("source") or OpenStackUsageSource(
         OpenStackClients.from_config(cfg.openstack)
     )
-    writer = ctx.deps.get("writer") or DirqWriter(output_dir or default_outgoing(cfg))
+    writer = ctx.deps.get("writer") or DirqWriter(output_dir or cfg.outgoing_dir)
     extractor = Extractor(
         cfg,
         source,

@@ -515,10 +515,6 @@ class _MessageRejected(Exception):
     pass
 
 
-def default_outgoing(config: AppConfig) -> Path:
-    return config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
-
-
 def checkpoint_path(config: AppConfig) -> Path:
     return config.paths.state_dir / "accounting" / "checkpoints.json"
 

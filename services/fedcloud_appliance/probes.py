@@ -422,7 +422,7 @@ def probe_accounting(
         res.perf.append(
             Perf(f"{name}_age", None if hours is None else round(hours, 2), "h", warn, crit, min=0)
         )
-    outgoing = Path(cfg.accounting.outgoing_dir or cfg.paths.spool_dir / "outgoing")
+    outgoing = cfg.outgoing_dir
     queues = queue_depths(outgoing)
     backlog = sum(q["elements"] or 0 for q in queues)
     ages = [_oldest_message_age(Path(q["path"]), now) for q in queues if q["elements"]]

@@ -317,9 +317,8 @@ def collect(
                 }
             )
 
-    outgoing = config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
     sent = set(config.ssm.send_queues) if config.scheduler.ssm > 0 else set()
-    queues = queue_depths(Path(outgoing))
+    queues = queue_depths(config.outgoing_dir)
     for row in queues:
         row["unsent"] = bool(row["elements"]) and row["queue"] not in sent
     return {
@@ -327,7 +326,7 @@ def collect(
         "generated": now.replace(microsecond=0).isoformat(),
         "jobs": rows,
         "bdiis": bdii_rows,
-        "queues": {"path": str(outgoing), "queues": queues, "sent_by_ssm": sorted(sent)},
+        "queues": {"path": str(config.outgoing_dir), "queues": queues, "sent_by_ssm": sorted(sent)},
         "cache": cache_use(Path(config.paths.image_dir)),
         "certificates": certinfo.collect(config),
         "history": trends.collect_history(

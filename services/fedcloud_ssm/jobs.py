@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
@@ -19,11 +18,6 @@ from .sender import Sender, Transport
 from .stomp_transport import StompTransport
 
 log = logging.getLogger(__name__)
-
-
-def outgoing_dir(config: AppConfig) -> Path:
-    """Where the accounting extractor puts its queues (shared setting)."""
-    return config.accounting.outgoing_dir or config.paths.spool_dir / "outgoing"
 
 
 def build_transport(config: AppConfig) -> Transport:
@@ -75,7 +69,7 @@ def run_send(ctx: JobContext) -> RunReport:
         raise ConfigError(
             f"server certificate {c.server_cert} does not exist", key="ssm.server_cert"
         )
-    root = outgoing_dir(ctx.config)
+    root = ctx.config.outgoing_dir
     outboxes = [Outbox(root / q, q) for q in c.send_queues]
     encoder = Encoder(
         c.certificate,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from .accounting import AccountingConfig
@@ -97,6 +99,12 @@ class AppConfig(Section):
                 f"forever. Add it to ssm.queues, or leave ssm.queues out (default: every extracted "
                 f"type){', or set ' + types + ' to false' if types else ''}"
             )
+
+    @property
+    def outgoing_dir(self) -> Path:
+        """The root of the outgoing dirq queues (one directory per queue below it): what the
+        accounting job writes, ssm send reads, and the status page and probes count."""
+        return self.accounting.outgoing_dir or self.paths.spool_dir / "outgoing"
 
     def project_vo(self) -> dict[str, str]:
         """project id/name -> VO."""
