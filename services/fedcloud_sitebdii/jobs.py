@@ -13,8 +13,8 @@ its entries are dropped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
-import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +29,7 @@ from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
-from fedcloud_core.ldif import Entry, LdifError, Record
+from fedcloud_core.ldif import Entry, LdifError, Record, render
 from fedcloud_core.report import RunReport, utcnow
 
 from . import source, tree
@@ -88,13 +88,14 @@ def rehome(
     for r in items:
         if not isinstance(r, Record):
             continue
-        if r.dn.endswith(tail) and "\\" not in r.dn:  # spelt like the base: cut and join
-            new: str | None = r.dn[: -len(tail)] + "," + new_base
-        else:
-            try:
-                new = dnlib.rehome(r.dn, old_base, new_base)
-            except dnlib.DnError:
-                new = None
+        head = r.dn[: -len(tail)]
+        if r.dn.endswith(tail) and head and "\\" not in r.dn:  # spelt like the base
+            out.append(r.with_dn(f"{head},{new_base}"))
+            continue
+        try:
+            new: str | None = dnlib.rehome(r.dn, old_base, new_base)
+        except dnlib.DnError:
+            new = None
         if new is None or dnlib.normalize(new) == new_key:
             skipped += 1  # outside the resource group, or the group itself (we publish our own)
             continue
@@ -131,14 +132,31 @@ def build_tree(
             report.warn(f"{r.url}: {dup} entries already published by another source (first kept)")
         report.count("resource_entries", len(moved) - dup)
         services = _parsed(
-            e for e in moved if not isinstance(e, Record) or _ADMIN_DOMAIN_KEY.search(e.text)
+            e
+            for e in moved
+            if not isinstance(e, Record) or "serviceadmindomainforeignkey:" in e.text.lower()
         )
         for other in sorted(tree.foreign_domains(services, site)):
             report.warn(f"{r.url}: services name admin domain {other!r}, not the site {site!r}")
     return wanted
 
 
-_ADMIN_DOMAIN_KEY = re.compile(r"^GLUE2ServiceAdminDomainForeignKey:", re.I | re.M)
+def source_key(cfg: AppConfig, results: list[source.SourceResult]) -> str:
+    """A digest of this cycle's input: the site's own entries and, per resource BDII, the
+    ``contextCSN`` its answer was read at. '' (never equal) when a source's content is
+    not known by its ``contextCSN`` (kept data, a server without one)."""
+    h = hashlib.sha256()
+    own = tree.static_entries(cfg.site) + tree.bdii_site_entries(
+        cfg.site, public_hostname(cfg), cfg.site_bdii.public_port, quality=cfg.site.production_level
+    )
+    h.update(render(own).encode("utf-8"))
+    for r in results:
+        if r.state is source.SourceState.OK and not r.mark:
+            return ""
+        if r.state is source.SourceState.KEPT:
+            return ""
+        h.update(f"\0{r.url}\0{r.base}\0{r.state.value}\0{r.mark}".encode())
+    return h.hexdigest()
 
 
 def state_dir(cfg: AppConfig) -> Path:
@@ -228,6 +246,7 @@ def run(ctx: JobContext) -> RunReport:
             SUFFIX,
             wanted,
             state_path=state_file(sdir, SUFFIX),
+            source=source_key(cfg, results),
             loaded=loaded,
             prepared=prepared[0] if loaded is not None else None,
         )

@@ -49,6 +49,7 @@ class SourceResult:
     problem: str | None = None
     silent_for: float | None = None
     unchanged: bool = False  # the same contextCSN as at the last answer: not read again
+    mark: str = ""  # the source's contextCSN read before this answer ('' unknown)
 
 
 def ldap_fetch(url: LdapUrl, base: str, timeout: int) -> Sequence[Entry | Record]:
@@ -128,14 +129,14 @@ def query(
         last = _answers.get(cache)
         if mark and last is not None and last[0] == mark and cache.exists():
             os.utime(cache, (t, t))  # it answered now
-            return SourceResult(url_text, SourceState.OK, base, last[1], unchanged=True)
+            return SourceResult(url_text, SourceState.OK, base, last[1], unchanged=True, mark=mark)
         entries = fetch(url, base, timeout)
-        below = [e for e in entries if dnlib.normalize(e.dn) != dnlib.normalize(base)]
-        if below:
+        base_key = dnlib.normalize(base)
+        if any(dnlib.normalize(e.dn) != base_key for e in entries):  # something below
             atomic_write(cache, _ldif(entries))
             if mark:
                 _answers[cache] = (mark, entries)
-            return SourceResult(url_text, SourceState.OK, base, entries)
+            return SourceResult(url_text, SourceState.OK, base, entries, mark=mark)
         problem = f"{url}: answered with no entries below {base}"
     except (BdiiError, OSError) as exc:
         problem = f"{url}: {exc}"

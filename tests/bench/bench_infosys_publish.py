@@ -36,9 +36,11 @@ from pathlib import Path
 
 from fedcloud_core.bdii.ldap import Ldap3Tree, connect
 from fedcloud_core.bdii.publish import Item, PublishResult, prepare, publish, state_file
+from fedcloud_core.bdii.service import stop_supervised
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
 from fedcloud_core.bdii.snapshot import load_snapshot
 from fedcloud_core.ldif import Entry, render
+from fedcloud_core.report import RunReport
 
 SVC_ID = "https://keystone.example.org:5000/v3_cloud.compute"
 SVC = f"GLUE2ServiceID={SVC_ID},GLUE2GroupID=resource,o=glue"
@@ -178,31 +180,33 @@ def snapshot_cycle(ours: Ours, path: Path, *, first: bool = False) -> tuple[floa
     return time.perf_counter() - t, res
 
 
-def site_cycle(
-    site: Ours, resource_url: str, *, first: bool = False
-) -> tuple[float, PublishResult]:
-    """The site BDII job's path: ask the resource BDII (its contextCSN, then one
-    ldapsearch kept as records when it moved), re-home under the site's domain, publish."""
-    from fedcloud_sitebdii import jobs as sitejobs
-    from fedcloud_sitebdii import source
-    from fedcloud_sitebdii import tree as sitetree
+def site_cycle(tmp: Path, port: int, resource_url: str) -> tuple[float, RunReport]:
+    """One cycle of the site BDII job itself (``site-bdii --with-slapd``): it asks the
+    resource BDII (its contextCSN, then one ldapsearch kept as records when it moved),
+    re-homes the entries under the site's domain and publishes them into its own slapd
+    (started and bulk-loaded by the first cycle)."""
+    import argparse
+    import json
 
+    from fedcloud_core.config import parse_config
+    from fedcloud_core.jobs import JobContext
+    from fedcloud_sitebdii import jobs as site_jobs
+
+    doc = {
+        "site": {"name": "BENCH-SITE", "contacts": {"general": "grid-admin@example.org"}},
+        "paths": {"state_dir": str(tmp / "site-state")},
+        "site_bdii": {
+            "resource_bdiis": [resource_url],
+            "port": port,
+            "public_hostname": "bdii.example.org",
+            "maxsize_mb": 2048,
+            "timeout": 120,
+        },
+    }
+    cfg = parse_config(json.dumps(doc), source="bench", environ={})
     t = time.perf_counter()
-    got = source.query(resource_url, cache_dir=site.tmp / "cache", keep_for=600, timeout=120)
-    assert got.state is source.SourceState.OK, got.problem
-    moved, _skipped = sitejobs.rehome(got.entries, "BENCH-SITE", got.base)
-    wanted = [
-        Entry("o=glue").add("objectClass", "organization").add("o", "glue"),
-        Entry("GLUE2DomainID=BENCH-SITE,o=glue")
-        .add("objectClass", "GLUE2Domain", "GLUE2AdminDomain")
-        .add("GLUE2DomainID", "BENCH-SITE"),
-        Entry(sitetree.group_dn("BENCH-SITE"))
-        .add("objectClass", "GLUE2Group")
-        .add("GLUE2GroupID", "resource"),
-        *moved,
-    ]
-    res = site.first(wanted) if first else site.cycle(wanted)
-    return time.perf_counter() - t, res
+    report = site_jobs.run(JobContext(config=cfg, options=argparse.Namespace(with_slapd=True)))
+    return time.perf_counter() - t, report
 
 
 # ---------------------------------------------------------------- bdii-update
@@ -387,7 +391,6 @@ def main() -> int:
         write_atomically(snap, render(wanted))
         print(f"infosys publish: {n} entries, load average {load()}")
         ours = Ours(tmp, "resource")
-        site = Ours(tmp, "site")
         rows: list[tuple[str, float, PublishResult, int, int]] = []
         try:
             for name, first in (("first load", True), ("no change", False)):
@@ -403,12 +406,13 @@ def main() -> int:
             ops = {k: v - before.get(k, 0) for k, v in ours.tree.ops.items()}
             rows.append(("1% change", dt, res, ops.get("search", 0), _writes(ops)))
             site_rows = []
-            for name, first in (("site first load", True), ("site no change", False)):
-                dt, res = site_cycle(site, ours.slapd.url, first=first)
-                site_rows.append((name, dt, res))
+            site_port = free_port()
+            for name in ("site first load", "site no change"):
+                dt, rep = site_cycle(tmp, site_port, ours.slapd.url)
+                site_rows.append((name, dt, rep))
         finally:
             ours.stop()
-            site.stop()
+            stop_supervised()  # the site BDII job's slapd
         load_ours = load()
         if BDII_UPDATE.exists():
             theirs: dict[str, object] | None = run_bdii_update(tmp, wanted, changed)
@@ -431,9 +435,12 @@ def main() -> int:
             f"{name:<18} {dt:7.2f} {res.mode:>11} {reads:5d} {writes:6d} {res.failed:6d} {other:>13} {ratio:>6}"
         )
         ok = ok and res.failed == 0
-    for name, dt, res in site_rows:
-        print(f"{name:<18} {dt:7.2f} {res.mode:>11} {'':>5} {res.writes:6d} {res.failed:6d}")
-        ok = ok and res.failed == 0
+    for name, dt, rep in site_rows:
+        c = rep.counts
+        writes = c.get("added", 0) + c.get("modified", 0) + c.get("deleted", 0)
+        mode = str(rep.details.get("publish", "?"))
+        print(f"{name:<18} {dt:7.2f} {mode:>11} {'':>5} {writes:6d} {c.get('failed', 0):6d}")
+        ok = ok and not rep.errors
     first_ours, nochange, change = rows[0], rows[1], rows[2]
     print(f"load average after ours: {load_ours}; now: {load()}")
     checks = [
