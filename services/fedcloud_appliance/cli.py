@@ -24,6 +24,7 @@ from fedcloud_core.config import (
     parse_config,
     render_sample,
 )
+from fedcloud_core.config.loader import SecretScope
 from fedcloud_core.errors import ConfigError, ExitCode, FedcloudError, LockHeldError, exit_code_for
 from fedcloud_core.files import atomic_write
 from fedcloud_core.jobs import JobContext, JobSpec, execute
@@ -357,9 +358,18 @@ def _print_report(report: RunReport, fmt: str, stream: Any = None) -> None:
     print(report.to_json() if fmt == "json" else report.render_text(), file=stream or sys.stdout)
 
 
+def secret_scope(specs: Sequence[JobSpec]) -> SecretScope:
+    """The secret files ``specs`` read (``load_config(secrets=...)``): None (all) unless every
+    job names its keys."""
+    scopes = [s.secrets for s in specs]
+    if not scopes or any(s is None for s in scopes):
+        return None
+    return lambda cfg: sorted({k for s in scopes if s is not None for k in s(cfg)})
+
+
 def cmd_job(args: argparse.Namespace) -> int:
     spec: JobSpec = args.job
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, secrets=spec.secrets)
 
     def make_ctx() -> JobContext:
         return JobContext(config=cfg, dry_run=args.dry_run, options=args)
@@ -387,7 +397,8 @@ def cmd_tool(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    # no secret file read: the status (and the images-scheduler healthcheck) uses none
+    cfg = load_config(args.config, secrets=lambda _cfg: ())
     try:
         bdiis = [status.parse_bdii_option(v, cfg) for v in args.bdii] or None
         listen = web.parse_listen(args.serve) if args.serve else None
@@ -463,7 +474,7 @@ def scheduled_jobs(only: Sequence[str] | None, exclude: Sequence[str] = ()) -> l
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     specs = scheduled_jobs(args.jobs, args.exclude)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, secrets=secret_scope(specs))
     selected = [(s, s.interval(cfg) if s.interval else 0) for s in specs]
 
     def make_ctx() -> JobContext:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ class JobSpec:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     interval: Callable[[AppConfig], int] | None = None  # minutes between scheduled runs
     description: str | None = None
+    # the config keys whose secret files (x_file) the job reads, e.g. ("images",); None: all.
+    # The CLI reads only those: the job's container may not see the other jobs' secrets
+    secrets: Callable[[AppConfig], Collection[str]] | None = None
 
     @property
     def key(self) -> str:

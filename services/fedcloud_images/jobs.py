@@ -94,20 +94,45 @@ def nova_usage(clients: Any) -> Any:
     return in_use
 
 
+def openstack_config(cfg: AppConfig) -> OpenStackConfig:
+    """The images job's OpenStack access: ``images.openstack``, else the appliance's own."""
+    return cfg.images.openstack or cfg.openstack
+
+
+def secret_keys(cfg: AppConfig) -> tuple[str, ...]:
+    """The config keys whose secret files the images job reads (its containers see no other)."""
+    return ("images",) if cfg.images.openstack is not None else ("images", "openstack")
+
+
+def _clients(cfg: AppConfig) -> Any:
+    from fedcloud_core.openstack import OpenStackClients
+
+    try:
+        return OpenStackClients.from_config(openstack_config(cfg))
+    except ConfigError as exc:
+        if cfg.images.openstack is not None:
+            raise
+        raise ConfigError(
+            f"{exc} (images.openstack is not set, so the images job uses 'openstack'; the "
+            "bundle's images containers see only appliance.yaml and "
+            "/etc/fedcloud-appliance/images/ of the config directory: put the images job's "
+            "clouds.yaml there and set images.openstack, see docs/operations.md)"
+        ) from exc
+
+
 def build_deps(ctx: JobContext) -> SyncDeps:
     from fedcloud_core.openstack import OpenStackClients
 
     cfg = ctx.config
     ic = cfg.images
     http = make_session(ca_bundle=ic.ca_bundle)
-    clients = ctx.deps.get("clients") or OpenStackClients.from_config(cfg.openstack)
+    clients = ctx.deps.get("clients") or _clients(cfg)
     member_clients: dict[str, Any] = {}
+    access = openstack_config(cfg)
 
     def member_client(cloud: str) -> Any:
         if cloud not in member_clients:
-            oc = OpenStackConfig(
-                cloud=cloud, clouds_yaml=cfg.openstack.clouds_yaml, cacert=cfg.openstack.cacert
-            )
+            oc = OpenStackConfig(cloud=cloud, clouds_yaml=access.clouds_yaml, cacert=access.cacert)
             member_clients[cloud] = OpenStackClients.from_config(oc).glance
         return member_clients[cloud]
 
@@ -166,6 +191,7 @@ JOBS = [
         run=run_sync,
         add_arguments=sync_arguments,
         interval=lambda c: c.scheduler.images,
+        secrets=secret_keys,
         description="Fetch each subscribed image list (HEPiX, OCI registry), verify its signature, "
         "download the selected images into the cache and keep Glance in sync.",
     ),

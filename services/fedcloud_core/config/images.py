@@ -9,6 +9,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from ..x509names import parse_dn
 from .base import Section
+from .openstack import OpenStackConfig
 
 _NAME = r"^[A-Za-z0-9._-]+$"
 _DISK_FORMATS = {"qcow2", "raw", "vmdk", "vdi", "vhd", "vhdx", "iso", "ploop"}
@@ -93,6 +94,20 @@ class RegistrySource(_Target):
 class ImagesConfig(Section):
     subscriptions: list[Subscription] = Field(
         default_factory=list, description="image lists to replicate"
+    )
+    openstack: OpenStackConfig | None = Field(
+        None,
+        description="the images job's own OpenStack access, same keys as 'openstack' (nothing "
+        "inherited from it). In the bundle its clouds.yaml and secret files go in "
+        "/etc/fedcloud-appliance/images/, all the images containers see of the config directory "
+        "besides appliance.yaml. member_cloud entries are read from its clouds_yaml. Empty: "
+        "the job uses 'openstack'",
+        examples=[
+            {
+                "cloud": "fedcloud-images",
+                "clouds_yaml": "/etc/fedcloud-appliance/images/clouds.yaml",
+            }
+        ],
     )
     registries: list[RegistrySource] = Field(
         default_factory=list, description="OCI registries (Harbor API v2) to replicate"

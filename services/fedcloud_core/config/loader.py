@@ -1,22 +1,35 @@
-"""Loading the config: YAML file, then FEDCLOUD__* environment overrides, then validation.
+"""Loading the config: YAML file, then FEDCLOUD__* environment overrides, then validation,
+then the secret files.
 
 Every problem becomes a :class:`ConfigError` naming the file, the key path (and
 line when known) and what is wrong.
+
+Secret files (``x_file`` keys) are read last, and only those under the key paths the
+caller names (``secrets=``, from the job's :attr:`JobSpec.secrets`): the images job's
+container sees only ``appliance.yaml`` and its own credentials, not the files of
+``ssm`` or ``openstack``. A secret of another section stays a
+:class:`~fedcloud_core.config.base.SecretFile`, whose value cannot be used. Without
+``secrets=`` (``config check``, probes) every secret file must be readable.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from ..errors import ConfigError
+from .base import SecretFile
 from .model import AppConfig
+
+#: which secret files to read: the key paths (``"images"``, ``"openstack"``) a command uses,
+#: worked out from the validated config; None: every secret file
+SecretScope = Callable[[AppConfig], Collection[str]] | None
 
 DEFAULT_CONFIG_PATH = Path("/etc/fedcloud-appliance/appliance.yaml")
 CONFIG_ENV = "FEDCLOUD_APPLIANCE_CONFIG"
@@ -107,10 +120,77 @@ def format_validation_error(
     return "\n".join(problems)
 
 
+def _secret_files(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any, str]]:
+    """Every unread secret below ``node``: (key path, owning model, field name)."""
+    found: list[tuple[tuple[str, ...], Any, str]] = []
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if isinstance(value, SecretFile):
+                found.append(((*path, name), node, name))
+            else:
+                found += _secret_files(value, (*path, name))
+    elif isinstance(node, list | tuple):
+        for i, item in enumerate(node):
+            found += _secret_files(item, (*path, str(i)))
+    elif isinstance(node, dict):
+        for k, item in node.items():
+            found += _secret_files(item, (*path, str(k)))
+    return found
+
+
+def resolve_secret_files(
+    cfg: AppConfig,
+    keys: Collection[str] | None = None,
+    *,
+    source: str = "<config>",
+    lines: Mapping[tuple[str, ...], int] | None = None,
+) -> None:
+    """Read the secret files under the key paths ``keys`` (None: all) into ``cfg``.
+
+    Every unreadable or empty file is reported (one :class:`ConfigError`, a line each);
+    the others stay unread.
+    """
+    wanted = None if keys is None else tuple(keys)
+    problems = []
+    for path, owner, name in _secret_files(cfg):
+        dotted = ".".join(path)
+        if wanted is not None and not any(
+            dotted == k or dotted.startswith(f"{k}.") for k in wanted
+        ):
+            continue
+        unread: SecretFile = getattr(owner, name)
+        file_key = (*path[:-1], f"{name}_file")
+        line = (lines or {}).get(file_key)
+        where = f"{source}:{line}" if line else source
+        try:
+            value = Path(unread.path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(
+                f"{where}: {dotted}_file: cannot read secret file {unread.path}: "
+                f"{exc.strerror or exc}"
+            )
+            continue
+        except UnicodeDecodeError:
+            problems.append(f"{where}: {dotted}_file: secret file {unread.path} is not UTF-8")
+            continue
+        if not value:
+            problems.append(f"{where}: {dotted}_file: secret file {unread.path} is empty")
+            continue
+        setattr(owner, name, SecretStr(value))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def parse_config(
-    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    secrets: SecretScope = None,
 ) -> AppConfig:
-    """Validate YAML text (plus environment overrides) into an :class:`AppConfig`."""
+    """Validate YAML text (plus environment overrides) into an :class:`AppConfig`, then read
+    the secret files ``secrets`` names (default: all of them)."""
     try:
         data = yaml.safe_load(text)
         lines = _key_lines(yaml.compose(text))
@@ -130,15 +210,22 @@ def parse_config(
     if overrides:
         data = _merge(data, overrides)
     try:
-        return AppConfig.model_validate(data)
+        cfg = AppConfig.model_validate(data, context={"defer_secret_files": True})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, lines)) from None
+    resolve_secret_files(cfg, None if secrets is None else secrets(cfg), source=source, lines=lines)
+    return cfg
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    secrets: SecretScope = None,
 ) -> AppConfig:
-    """Load and validate the appliance config; raises :class:`ConfigError` (exit 2)."""
+    """Load and validate the appliance config; raises :class:`ConfigError` (exit 2).
+
+    ``secrets``: the key paths whose secret files the command reads (default: all)."""
     p = config_path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -149,4 +236,4 @@ def load_config(
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc}") from None
-    return parse_config(text, source=str(p), environ=environ)
+    return parse_config(text, source=str(p), environ=environ, secrets=secrets)
