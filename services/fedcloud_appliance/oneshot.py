@@ -9,7 +9,9 @@
       fedcloud-appliance:latest fedcloud-appliance accounting extract \\
       --config /etc/fedcloud-appliance/appliance.yaml --once
 
-with the same named volumes as the compose bundle, so a cron run and the
+(the images job mounts only ``appliance.yaml`` and ``images/`` of the config directory,
+and only ``certificates/`` of ``/etc/grid-security``) with the same named volumes as the
+compose bundle, so a cron run and the
 ``scheduler`` container share state, spool, cache and the per-job run lock (a run
 while the other holds the lock exits 4). :func:`container_spec` builds the
 arguments (unit-tested without an engine); :func:`run_oneshot` creates, starts,
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = "/etc/fedcloud-appliance"
 CONFIG_FILE = f"{CONFIG_DIR}/appliance.yaml"
+#: the images job's part of the config directory: its clouds.yaml and secret files
+IMAGES_CREDENTIALS = "images"
 GRID_SECURITY = "/etc/grid-security"
 CA_DIR = f"{GRID_SECURITY}/certificates"
 JOB_UID_GID = "10001:10001"
@@ -52,12 +56,16 @@ VOLUME_TARGETS = {
 
 @dataclass(frozen=True)
 class JobMounts:
-    """What one job needs: named volumes, and whether it reads certificates/CAs."""
+    """What one job needs: named volumes, whether it reads certificates/CAs, and which part
+    of the config directory it sees."""
 
     command: tuple[str, ...]
     volumes: tuple[str, ...]
     grid_security: bool
     ca_only: bool = False  # only the CA directory of grid_security, not the host key/certificate
+    # only these entries of the config directory (files or directories), each mounted on its
+    # own; empty: the whole directory (clouds.yaml and every secret file)
+    config_only: tuple[str, ...] = ()
 
 
 #: the jobs cron can run one-shot (the BDIIs are long-running slapd containers)
@@ -65,7 +73,14 @@ JOBS: dict[str, JobMounts] = {
     "cloud-info": JobMounts(("cloud-info",), ("state", "infosys"), False),
     "accounting-extract": JobMounts(("accounting", "extract"), ("state", "spool"), False),
     "ssm-send": JobMounts(("ssm", "send"), ("state", "spool"), True),
-    "images-sync": JobMounts(("images", "sync"), ("state", "images"), True, ca_only=True),
+    # untrusted images: appliance.yaml and its own credentials, the CAs, not the host key
+    "images-sync": JobMounts(
+        ("images", "sync"),
+        ("state", "images"),
+        True,
+        ca_only=True,
+        config_only=("appliance.yaml", IMAGES_CREDENTIALS),
+    ),
 }
 ALIASES = {"accounting": "accounting-extract", "ssm": "ssm-send", "images": "images-sync"}
 
@@ -118,6 +133,22 @@ class OneshotSettings:
         return cls(**base)
 
 
+def _config_sources(key: str, jm: JobMounts, settings: OneshotSettings) -> list[tuple[str, str]]:
+    """(name, host path) of each config entry a job mounts on its own. A missing one is
+    named here when the config directory is visible (a launcher container does not see it:
+    the engine refuses the missing bind source then)."""
+    out = [(name, str(Path(settings.config_dir) / name)) for name in jm.config_only]
+    if Path(settings.config_dir).is_dir():
+        missing = [src for _, src in out if not Path(src).exists()]
+        if missing:
+            raise PermanentError(
+                f"run-container: {key} needs {', '.join(missing)}: create it (the "
+                f"{IMAGES_CREDENTIALS}/ directory holds the images job's clouds.yaml, see "
+                "docs/operations.md)"
+            )
+    return out
+
+
 def container_spec(
     job: str, settings: OneshotSettings, extra_args: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -126,7 +157,10 @@ def container_spec(
 
     key = job_key(job)
     jm = JOBS[key]
-    mounts = [Mount(target=CONFIG_DIR, source=settings.config_dir, type="bind", read_only=True)]
+    mounts = [
+        Mount(target=f"{CONFIG_DIR}/{name}", source=source, type="bind", read_only=True)
+        for name, source in _config_sources(key, jm, settings)
+    ] or [Mount(target=CONFIG_DIR, source=settings.config_dir, type="bind", read_only=True)]
     if jm.grid_security and jm.ca_only:
         source = str(Path(settings.grid_security) / "certificates")
         mounts.append(Mount(target=CA_DIR, source=source, type="bind", read_only=True))
@@ -199,8 +233,11 @@ def run_oneshot(
             f"run-container: image {settings.image} is not present (make images)"
         ) from exc
     except APIError as exc:
+        hint = ""
+        if "bind source path does not exist" in str(exc) and JOBS[job_key(job)].config_only:
+            hint = f" (create {IMAGES_CREDENTIALS}/ in the config directory: docs/operations.md)"
         raise PermanentError(
-            f"run-container: cannot create the {job_key(job)} container: {exc}"
+            f"run-container: cannot create the {job_key(job)} container: {exc}{hint}"
         ) from exc
 
     def follow() -> None:
