@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (support helpers)
 
 from fedcloud_core.report import RunReport
+from fedcloud_dev.apel_receiver import MessageChecker, Receiver, Store
 from fedcloud_ssm.encoding import Encoder
 from fedcloud_ssm.outbox import Outbox
-from fedcloud_ssm.receiver import MessageChecker, Receiver, Store
 from fedcloud_ssm.sender import Sender
 from fedcloud_ssm.stomp_transport import StompTransport
 from support.apel_queue import cloud_message, fill_queue
@@ -77,7 +77,7 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=16)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("fedcloud_ssm.receiver").setLevel(logging.ERROR)
+    logging.getLogger("fedcloud_dev.apel_receiver").setLevel(logging.ERROR)
     rows: list[tuple[str, int, float, float, float, str]] = []
     failures: list[str] = []
     load_before = load()

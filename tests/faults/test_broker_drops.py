@@ -21,8 +21,8 @@ from dirq.QueueSimple import QueueSimple
 from faults.faultlib import CutProxy
 from fedcloud_core.config import load_config
 from fedcloud_core.jobs import JobContext, execute
+from fedcloud_dev.apel_receiver import MessageChecker, Receiver, Store
 from fedcloud_ssm import jobs as ssm_jobs
-from fedcloud_ssm.receiver import MessageChecker, Receiver, Store
 from support.apel_queue import cloud_message, fill_queue, stomp_settings
 from support.pki import Pki, make_pki
 from support.rabbitmq import RabbitNode

@@ -11,7 +11,7 @@ import pytest
 from dirq.QueueSimple import QueueSimple
 
 from fedcloud_appliance.cli import main
-from fedcloud_ssm.receiver import MessageChecker
+from fedcloud_dev.apel_receiver import MessageChecker
 from support.ams import TOKEN, AmsDouble, AmsState
 from support.apel_queue import cloud_message, fill_queue, write_config
 from support.pki import Pki, make_pki

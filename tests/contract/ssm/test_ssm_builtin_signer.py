@@ -1,7 +1,7 @@
 """The in-process signer (``ssm.signer: builtin``) against real openssl and the project's receiver.
 
 What it writes must verify with ``openssl smime -verify`` (what APEL's receiver runs) and
-with :class:`fedcloud_ssm.receiver.MessageChecker`, and sign exactly the content
+with :class:`fedcloud_dev.apel_receiver.MessageChecker`, and sign exactly the content
 ``openssl smime -sign -text`` signs: ``Content-Type: text/plain`` CRLF CRLF + the body
 with CRLF line ends. A changed body must be rejected.
 """
@@ -14,8 +14,8 @@ import subprocess
 import pytest
 
 from fedcloud_core import smime
+from fedcloud_dev.apel_receiver import TAMPERED, MessageChecker, strip_text_part
 from fedcloud_ssm.encoding import Encoder
-from fedcloud_ssm.receiver import TAMPERED, MessageChecker, strip_text_part
 from support.apel_queue import cloud_message
 from support.pki import Pki, make_pki
 

@@ -181,7 +181,7 @@ class Bundle:
 @pytest.fixture(scope="session")
 def bundle(docker_images: dict[str, str], testbed: Any) -> Iterator[Bundle]:
     """One compose project; its world (PKI, signed list, broker, config) from demo_env, as in make demo."""
-    from demo_env import broker_start, broker_stop, host_compose, prepare
+    from fedcloud_dev.demo_env import broker_start, broker_stop, host_compose, prepare
 
     tag = uuid.uuid4().hex[:8]
     base = Path(f"/tmp/fedcloud-bundle-{tag}")

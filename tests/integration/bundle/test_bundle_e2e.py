@@ -266,7 +266,7 @@ print(json.dumps({"count": q.count(), "read": n, "bad": bad}))
 
 def test_ssm_delivers_and_the_receiver_accepts(bundle: Bundle):
     """The queued accounting messages go to the broker (STOMP) and the APEL receiving side verifies them."""
-    from demo_env import receive
+    from fedcloud_dev.demo_env import receive
 
     queued = {q["queue"]: q["elements"] for q in bundle.status_json()["queues"]["queues"]}
     assert sum(queued.values()) > 0, queued

@@ -176,7 +176,7 @@ def _swarm_state() -> str:
 
 @pytest.fixture(scope="module")
 def stack(docker_images: dict[str, str], testbed: Any) -> Iterator[Stack]:
-    from demo_env import broker_start, broker_stop, prepare
+    from fedcloud_dev.demo_env import broker_start, broker_stop, prepare
 
     if shutil.which("ldapsearch") is None:
         pytest.skip("ldapsearch is not installed (scripts/dev/apt.d/bundle.txt: ldap-utils)")
@@ -417,7 +417,7 @@ def test_a_killed_bdii_task_is_replaced_and_the_service_keeps_answering(stack: S
 
 def test_one_scheduler_cycle_delivers_the_accounting_messages(stack: Stack):
     """accounting-extract then ssm-send in the single scheduler replica; the receiver gets all."""
-    from demo_env import receive
+    from fedcloud_dev.demo_env import receive
 
     deadline = time.monotonic() + 240
     jobs: dict[str, Any] = {}

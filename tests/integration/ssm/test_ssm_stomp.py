@@ -13,8 +13,15 @@ from fedcloud_appliance.cli import main
 from fedcloud_core import smime
 from fedcloud_core.config import load_config
 from fedcloud_core.jobs import JobContext, execute
+from fedcloud_dev.apel_receiver import (
+    TAMPERED,
+    UNKNOWN_DN,
+    UNVERIFIED,
+    MessageChecker,
+    Receiver,
+    Store,
+)
 from fedcloud_ssm import jobs as ssm_jobs
-from fedcloud_ssm.receiver import TAMPERED, UNKNOWN_DN, UNVERIFIED, MessageChecker, Receiver, Store
 from fedcloud_ssm.stomp_transport import StompTransport
 from support.apel_queue import cloud_message, fill_queue, stomp_settings, write_config
 from support.pki import Pki
@@ -254,7 +261,7 @@ def test_receiver_command_line_drains_over_tls(tmp_path, pki, broker, destinatio
         [
             sys.executable,
             "-m",
-            "fedcloud_ssm.receiver",
+            "fedcloud_dev.apel_receiver",
             "--host",
             "localhost",
             "--port",

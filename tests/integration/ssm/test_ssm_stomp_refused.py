@@ -8,7 +8,7 @@ import pytest
 from dirq.QueueSimple import QueueSimple
 
 from fedcloud_appliance.cli import main
-from fedcloud_ssm.receiver import MessageChecker, Receiver, Store
+from fedcloud_dev.apel_receiver import MessageChecker, Receiver, Store
 from support.apel_queue import cloud_message, fill_queue, stomp_settings, write_config
 from support.pki import Pki
 from support.rabbitmq import RabbitNode

@@ -14,6 +14,7 @@ from fedcloud_appliance.cli import main
 from fedcloud_core.config import parse_config
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.report import RunReport
+from fedcloud_dev.apel_receiver import MessageChecker, strip_text_part
 from fedcloud_ssm.credentials import check_credentials
 from fedcloud_ssm.encoding import Encoder, check_body
 from fedcloud_ssm.errors import (
@@ -27,7 +28,6 @@ from fedcloud_ssm.errors import (
 )
 from fedcloud_ssm.legacy import convert
 from fedcloud_ssm.outbox import Outbox
-from fedcloud_ssm.receiver import MessageChecker, strip_text_part
 from fedcloud_ssm.sender import Sender
 from fedcloud_ssm.split import split_in_two
 from fedcloud_ssm.stomp_transport import StompTransport, ca_bundle_from_dir

@@ -1,11 +1,11 @@
 """The demo's world around the appliance (used by scripts/dev/demo and the bundle e2e test).
 
-    python tests/integration/bundle/demo_env.py prepare WORKDIR    PKI, grid-security, signed image list, appliance.yaml
-    python tests/integration/bundle/demo_env.py broker-start WORKDIR   a private RabbitMQ with STOMP on 127.0.0.1
-    python tests/integration/bundle/demo_env.py broker-stop WORKDIR
-    python tests/integration/bundle/demo_env.py receive WORKDIR    the APEL receiving side drains the broker
-    python tests/integration/bundle/demo_env.py summary WORKDIR    what a site admin wants to see
-    python tests/integration/bundle/demo_env.py host-compose WORKDIR   the compose file on the host network
+    python -m fedcloud_dev.demo_env prepare WORKDIR    PKI, grid-security, signed image list, appliance.yaml
+    python -m fedcloud_dev.demo_env broker-start WORKDIR   a private RabbitMQ with STOMP on 127.0.0.1
+    python -m fedcloud_dev.demo_env broker-stop WORKDIR
+    python -m fedcloud_dev.demo_env receive WORKDIR    the APEL receiving side drains the broker
+    python -m fedcloud_dev.demo_env summary WORKDIR    what a site admin wants to see
+    python -m fedcloud_dev.demo_env host-compose WORKDIR   the compose file on the host network
 
 Test credentials only (a throw-away CA under WORKDIR); nothing here is used in production.
 State shared between the commands: WORKDIR/demo.json.
@@ -25,7 +25,7 @@ from typing import Any
 
 from fedcloud_core.config.site_bdii import is_loopback_host
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 TESTBED_DIR = Path(os.environ.get("FEDCLOUD_TESTBED_DIR", "/var/tmp/fedcloud-testbed"))
@@ -161,8 +161,7 @@ def prepare(
         "scheduler": {"jitter": 0},
     }
     (cfg_dir / "appliance.yaml").write_text(
-        "# written by tests/integration/bundle/demo_env.py (demo only)\n"
-        + yaml.safe_dump(cfg, sort_keys=False)
+        "# written by fedcloud_dev.demo_env (demo only)\n" + yaml.safe_dump(cfg, sort_keys=False)
     )
     for f in cfg_dir.iterdir():
         f.chmod(0o644)
@@ -205,14 +204,14 @@ def broker_start(workdir: Path) -> Any:
 
 
 def receive(workdir: Path) -> int:
-    """The receiving side (fedcloud_ssm.receiver): drain the demo destination, verify, store."""
+    """The receiving side (fedcloud_dev.apel_receiver): drain the demo destination, verify, store."""
     st = _state(workdir)
     store = workdir / "received"
     proc = subprocess.run(
         [
             str(REPO / ".venv/bin/python"),
             "-m",
-            "fedcloud_ssm.receiver",
+            "fedcloud_dev.apel_receiver",
             "--host",
             "127.0.0.1",
             "--port",
@@ -278,7 +277,7 @@ def host_compose(src: Path, dest: Path) -> None:
         svc.pop("ports", None)
         svc["network_mode"] = "host"
     dest.write_text(
-        "# derived from compose/docker-compose.yml by demo_env.py host-compose: host network\n"
+        "# derived from compose/docker-compose.yml by fedcloud_dev.demo_env host-compose: host network\n"
         + yaml.safe_dump(doc, sort_keys=False)
     )
 

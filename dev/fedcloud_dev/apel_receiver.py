@@ -7,7 +7,8 @@ checks the signer DN against an allow-list, and stores accepted bodies (one file
 aside with the reason (unknown DN, unverified signer, tampered body, ...). A message
 is acknowledged to the broker only after it has been stored.
 
-Run: ``python -m fedcloud_ssm.receiver --help``.
+Run: ``python -m fedcloud_dev.apel_receiver --help`` (or ``fedcloud-apel-receiver``): in the
+development venv only, never on a site.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from stomp.exception import ConnectFailedException, StompException
 
 from fedcloud_core import smime
 from fedcloud_core.files import atomic_write
-
-from .stomp_transport import ca_bundle_from_dir
+from fedcloud_ssm.stomp_transport import ca_bundle_from_dir
 
 log = logging.getLogger(__name__)
 
@@ -389,9 +389,7 @@ def _read_dns(values: Sequence[str], files: Sequence[Path]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m fedcloud_ssm.receiver", description=__doc__.split("\n\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="fedcloud-apel-receiver", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=61613)
     p.add_argument("--destination", default="/queue/global.accounting.cloudtest.APEL")
