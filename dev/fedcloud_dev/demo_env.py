@@ -376,7 +376,7 @@ def summary(workdir: Path) -> int:
         clouds = yaml.safe_load((TESTBED_DIR / "clouds.yaml").read_text())["clouds"][
             "testbed-admin"
         ]
-        auth = loading.get_plugin_loader("password").load_from_options(**clouds["auth"])
+        auth: Any = loading.get_plugin_loader("password").load_from_options(**clouds["auth"])
         glance = Client("2", session=session.Session(auth=auth, timeout=30))
         imgs = list(glance.images.list(filters={"tag": ["fedcloud-appliance"]}))
         for i in imgs:
