@@ -59,6 +59,7 @@ from .server_cache import FULL_EVERY, ServerCache
 log = logging.getLogger(__name__)
 JOB = "accounting-extract"
 ACTION_WORKERS = 4  # parallel os-instance-actions calls (one per server)
+ALL_PROJECTS_MIN = 10  # from this many projects on, deleted servers are listed for all at once
 
 
 def _check_rendered_cloud_message(text: str) -> list[str]:
@@ -126,6 +127,8 @@ class Extractor:
         self.now = now
         self.action_cache = action_cache
         self.server_cache = server_cache
+        self._deleted_since: datetime | None = None  # see run()
+        self._deleted: dict[str, list[Server]] | None = None
         self.finals = finals or FinalsStore(checkpoints.path.parent / "finals.json")
         self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
         self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
@@ -149,12 +152,31 @@ class Extractor:
         failed: list[str] = []
         transient = True
         advanced: list[str] = []
-        for target in targets:
-            start = (
+
+        def start_of(target: project_map.Target) -> datetime:
+            return (
                 window.extract_from
                 or checkpoints.get(target.id)
                 or (end - timedelta(days=self.acct.first_run_window_days))
             )
+
+        def since_of(target: project_map.Target) -> datetime:
+            # the overlap only where the start is a checkpoint (clock skew with Nova): a
+            # first run or an explicit --extract-from window keeps its exact start
+            start = start_of(target)
+            if window.extract_from is None and target.id in checkpoints:
+                return start - margin
+            return start
+
+        self._deleted_since, self._deleted = None, None
+        if len(targets) >= ALL_PROJECTS_MIN and (
+            self.server_cache is None or not any(self.server_cache.has(t.id) for t in targets)
+        ):
+            # every project is listed whole: the deleted servers of all of them in one
+            # listing, not two listings per project (each costs Nova a round of lookups)
+            self._deleted_since = min(since_of(t) for t in targets)
+        for target in targets:
+            start = start_of(target)
             if target.id in checkpoints and end < checkpoints[target.id]:
                 report.warn(
                     f"project {target.id}: window end {iso(end)} is before its checkpoint "
@@ -169,13 +191,7 @@ class Extractor:
                 failed.append(target.id)
                 transient = False
                 continue
-            # the overlap only where the start is a checkpoint (clock skew with Nova): a
-            # first run or an explicit --extract-from window keeps its exact start
-            since = (
-                start - margin
-                if window.extract_from is None and target.id in checkpoints
-                else start
-            )
+            since = since_of(target)
             try:
                 batch = self._extract(
                     target, start, end, lookups, report, since=since, sent=finals.get(target.id, {})
@@ -359,7 +375,7 @@ class Extractor:
         since the last listing on top of it when it is usable (:mod:`.server_cache`), else
         a complete listing."""
         if self.server_cache is None:
-            return list(self.source.servers(project_id, since))
+            return self._full_list(project_id, since)
         listed_at = self.now()
         margin = timedelta(minutes=self.acct.changes_since_margin_minutes)
         last = self.server_cache.load(project_id)
@@ -375,7 +391,7 @@ class Extractor:
             full_at = last.full_at
             report.count("server_lists_changes_only")
         else:
-            servers = list(self.source.servers(project_id, since))
+            servers = self._full_list(project_id, since)
             full_at = listed_at
             report.count("server_lists_full")
         if not self.dry_run:
@@ -384,6 +400,20 @@ class Extractor:
             except OSError as exc:
                 report.warn(f"project {project_id}: server list not kept: {exc}")
         return servers
+
+    def _full_list(self, project_id: str, since: datetime) -> list[Server]:
+        """Every server of the project not deleted, plus those deleted since ``since``:
+        these from the listing of all projects' deleted servers when there is one."""
+        if self._deleted_since is None or since < self._deleted_since:
+            return list(self.source.servers(project_id, since))
+        if self._deleted is None:
+            self._deleted = {}
+            for s in self.source.deleted_servers(self._deleted_since):
+                self._deleted.setdefault(s.project_id, []).append(s)
+        merged = {s.id: s for s in self.source.servers(project_id, None)}
+        for s in self._deleted.get(project_id, ()):
+            merged[s.id] = s
+        return [merged[k] for k in sorted(merged)]
 
     def _actions(
         self, project_id: str, servers: list[Server], report: RunReport

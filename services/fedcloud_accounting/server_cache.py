@@ -113,6 +113,11 @@ class ServerCache:
             return None
         return self.root / f"{project_id}.json"
 
+    def has(self, project_id: str) -> bool:
+        """Whether there is a listing file for the project (usable or not)."""
+        path = self._path(project_id)
+        return path is not None and path.exists()
+
     def load(self, project_id: str) -> Listing | None:
         """The last listing of the project; ``None`` when there is none usable."""
         path = self._path(project_id)

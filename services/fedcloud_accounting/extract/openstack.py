@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -245,48 +245,61 @@ class OpenStackUsageSource:
 
         return _call("glance images.list", fetch)
 
-    def _server_pages(self, what: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """``GET /servers/detail`` page by page (Nova's ``servers_links``), as plain JSON.
+    def _server_list(
+        self, what: str, params: dict[str, Any], project_id: str | None
+    ) -> list[Server]:
+        """``GET /servers/detail`` page by page (Nova's ``servers_links``), sorted by id.
 
-        Straight on the session: novaclient would wrap each server in a resource object
-        and deep-copy it again for ``to_dict()``, most of a big listing's client time.
+        Straight on the session, each page's JSON turned into facts as it comes:
+        novaclient would wrap each server in a resource object and deep-copy it again
+        for ``to_dict()``, most of a big listing's client time. ``project_id``: only
+        that project's servers are kept (defensive: never account another project's
+        server under this one).
         """
 
-        def fetch() -> list[dict[str, Any]]:
+        def fetch() -> list[Server]:
             if self._compute is None:
                 self._compute = self._adapter("compute")
-            return list(
-                self._paged(self._compute, "/servers/detail", "servers", params, _NOVA_HEADERS)
-            )
+            seen: dict[str, Server] = {}
+            pages = self._paged(self._compute, "/servers/detail", "servers", params, _NOVA_HEADERS)
+            for info in pages:
+                if project_id is not None and str(info.get("tenant_id", project_id)) != project_id:
+                    continue
+                seen[str(info["id"])] = server_from_api(info)
+            return [seen[k] for k in sorted(seen)]
 
         return _call(what, fetch)
 
-    def _servers_of(self, project_id: str, infos: Iterable[dict[str, Any]]) -> list[Server]:
-        seen: dict[str, Server] = {}
-        for info in infos:
-            if str(info.get("tenant_id", project_id)) != project_id:
-                continue  # defensive: never account another project's server here
-            seen[str(info["id"])] = server_from_api(info)
-        return [seen[k] for k in sorted(seen)]
-
-    def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
+    def servers(self, project_id: str, deleted_since: datetime | None) -> Sequence[Server]:
         base = {"all_tenants": 1, "project_id": project_id}
+        alive = self._server_list(f"nova servers.list (project {project_id})", base, project_id)
+        if deleted_since is None:
+            return alive
         since = deleted_since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        alive = self._server_pages(f"nova servers.list (project {project_id})", base)
-        deleted = self._server_pages(
+        deleted = self._server_list(
             f"nova servers.list deleted since {since} (project {project_id})",
             {**base, "deleted": "True", "changes-since": since},
+            project_id,
         )
-        return self._servers_of(project_id, [*alive, *deleted])
+        seen = {s.id: s for s in [*alive, *deleted]}
+        return [seen[k] for k in sorted(seen)]
+
+    def deleted_servers(self, since: datetime) -> Sequence[Server]:
+        text = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._server_list(
+            f"nova servers.list deleted since {text} (all projects)",
+            {"all_tenants": 1, "deleted": "True", "changes-since": text},
+            None,
+        )
 
     def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:
         text = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         # with changes-since and no 'deleted' filter Nova lists the deleted servers too
-        changed = self._server_pages(
+        return self._server_list(
             f"nova servers.list changed since {text} (project {project_id})",
             {"all_tenants": 1, "project_id": project_id, "changes-since": text},
+            project_id,
         )
-        return self._servers_of(project_id, changed)
 
     def actions(self, server_id: str) -> Sequence[Action]:
         def fetch() -> list[Action]:

@@ -28,8 +28,14 @@ class UsageSource(Protocol):
         """All images, with their marketplace URI when set."""
         ...
 
-    def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
-        """Every server of the project that is not deleted, plus those deleted since ``deleted_since``."""
+    def servers(self, project_id: str, deleted_since: datetime | None) -> Sequence[Server]:
+        """Every server of the project that is not deleted, plus those deleted since
+        ``deleted_since`` (none when it is ``None``)."""
+        ...
+
+    def deleted_servers(self, since: datetime) -> Sequence[Server]:
+        """The servers of every project deleted since ``since`` (updated since, as Nova's
+        ``changes-since``)."""
         ...
 
     def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:

@@ -53,8 +53,14 @@ class _SeedOnly(OpenStackUsageSource):
         self.volume_ids = {v["id"] for v in seed["volumes"].values()}
         self.action_reads: list[str] = []
 
-    def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
+    def servers(self, project_id: str, deleted_since: datetime | None) -> Sequence[Server]:
         return [s for s in super().servers(project_id, deleted_since) if s.id in self.server_ids]
+
+    def deleted_servers(self, since: datetime) -> Sequence[Server]:
+        return [s for s in super().deleted_servers(since) if s.id in self.server_ids]
+
+    def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:
+        return [s for s in super().changed_servers(project_id, since) if s.id in self.server_ids]
 
     def floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
         return [f for f in super().floating_ips(project_id) if f.id in self.fip_ids]

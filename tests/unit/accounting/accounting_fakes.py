@@ -113,13 +113,22 @@ class FakeSource:
     def images(self) -> Sequence[Image]:
         return list(self.image_list)
 
-    def servers(self, project_id: str, deleted_since: datetime) -> Sequence[Server]:
+    def servers(self, project_id: str, deleted_since: datetime | None) -> Sequence[Server]:
         self.calls.append(("servers", (project_id, deleted_since)))
         self._fail(project_id)
         return [
             s
             for s in self.servers_by_project.get(project_id, [])
-            if s.terminated is None or s.terminated >= deleted_since
+            if s.terminated is None or (deleted_since is not None and s.terminated >= deleted_since)
+        ]
+
+    def deleted_servers(self, since: datetime) -> Sequence[Server]:
+        self.calls.append(("deleted_servers", since))
+        return [
+            s
+            for v in self.servers_by_project.values()
+            for s in v
+            if s.terminated is not None and (s.updated or s.terminated) >= since
         ]
 
     def changed_servers(self, project_id: str, since: datetime) -> Sequence[Server]:

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.unit
 HOUR = timedelta(hours=1)
 
 
-def run(tmp, src, now, *, cached=True, start=None, dry_run=False):
-    cfg = fleet_config(tmp, ip_records=True)
+def run(tmp, src, now, *, cached=True, start=None, dry_run=False, projects=50):
+    cfg = fleet_config(tmp, projects, ip_records=True)
     writer = MemoryWriter()
     ex = Extractor(
         cfg,
@@ -156,3 +156,19 @@ def test_a_listing_of_a_newer_release_stops_the_run_untouched(tmp_path):
     with pytest.raises(StateVersionError, match="accounting server list"):
         run(tmp_path, src, FLEET_END + HOUR)
     assert f.read_text() == '{"version": 99, "servers": {}}\n'
+
+
+def test_a_complete_listing_of_many_projects_lists_the_deleted_servers_once(tmp_path):
+    src = fleet(400)
+    run(tmp_path / "a", src, FLEET_END, cached=False)
+    assert len(calls(src, "deleted_servers")) == 1
+    assert {d for _, d in calls(src, "servers")} == {None}  # alive ones only, per project
+    # nine projects: listed one by one, deleted servers included; the same messages
+    few = fleet(400, projects=9)
+    run(tmp_path / "b", few, FLEET_END, cached=False, projects=9)
+    assert calls(few, "deleted_servers") == []
+    assert None not in {d for _, d in calls(few, "servers")}
+    # with listings kept, the next run asks only for changes, per project
+    run(tmp_path / "a", src, FLEET_END)
+    run(tmp_path / "a", src, FLEET_END + HOUR)
+    assert calls(src, "deleted_servers") == []
