@@ -17,8 +17,9 @@ from support.repo_paths import REPO, outside_repository
 pytestmark = pytest.mark.unit
 
 SERVICES = REPO / "services"
-# top-level packages that exist only for tests and the demo (never installed on a site)
-NOT_RUNTIME = {"tests", "testbed", "support", "conftest", "demo_env", "fedcloud_dev"}
+# top-level packages that exist only for tests, the demo and the OVA build (never installed
+# on a site)
+NOT_RUNTIME = {"tests", "testbed", "support", "conftest", "demo_env", "fedcloud_dev", "ova"}
 
 
 def _imported_modules(path: Path) -> set[str]:
