@@ -112,6 +112,13 @@ def prepare(
     cfg_dir.chmod(0o755)
     seed = json.loads((TESTBED_DIR / "seed.json").read_text())
     shutil.copy(seed.get("clouds_yaml", TESTBED_DIR / "clouds.yaml"), cfg_dir / "clouds.yaml")
+    # the images job's own credentials directory: all its containers see of cfg_dir besides
+    # appliance.yaml (a site gives it an application credential of its own; the demo a copy)
+    images_creds = cfg_dir / "images"
+    images_creds.mkdir(exist_ok=True)
+    images_creds.chmod(0o755)
+    shutil.copy(cfg_dir / "clouds.yaml", images_creds / "clouds.yaml")
+    (images_creds / "clouds.yaml").chmod(0o644)
     vos: dict[str, Any] = {}
     for pid, vo in seed["vo_map"].items():
         vos.setdefault(vo, {"projects": []})["projects"].append(pid)
@@ -156,7 +163,11 @@ def prepare(
                     "endorser_ca": pki.endorser_ca,
                     "prefix": image_prefix,
                 }
-            ]
+            ],
+            "openstack": {
+                "cloud": "testbed-admin",
+                "clouds_yaml": "/etc/fedcloud-appliance/images/clouds.yaml",
+            },
         },
         "scheduler": {"jitter": 0},
     }
@@ -164,7 +175,8 @@ def prepare(
         "# written by fedcloud_dev.demo_env (demo only)\n" + yaml.safe_dump(cfg, sort_keys=False)
     )
     for f in cfg_dir.iterdir():
-        f.chmod(0o644)
+        if f.is_file():
+            f.chmod(0o644)
     state = {
         **_state(workdir),
         "ports": ports,

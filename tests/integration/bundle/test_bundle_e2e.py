@@ -233,6 +233,51 @@ def test_the_image_replication_never_sees_the_host_key(bundle: Bundle):
     assert "/etc/grid-security" not in targets, targets
 
 
+def test_the_image_replication_sees_only_appliance_yaml_and_its_credentials(bundle: Bundle):
+    """Issue 18 defect 1: of the config directory, the images containers see appliance.yaml
+    and images/ (the images job's clouds.yaml), not clouds.yaml or the other jobs' secret
+    files; the images job loads its config without them, `config check` there cannot."""
+    probe = "ls -A /etc/fedcloud-appliance; echo --; ls -A /etc/fedcloud-appliance/images"
+    seen = {}
+    for svc in ("images-scheduler", "images", "scheduler"):
+        proc = bundle.compose("run", "--rm", "--no-deps", svc, "sh", "-c", probe, host=True)
+        seen[svc] = proc.stdout.split("--")[0].split()
+    for svc in ("images-scheduler", "images"):
+        assert seen[svc] == ["appliance.yaml", "images"], seen
+    assert "clouds.yaml" in seen["scheduler"], seen
+    # another job's secret file, beside appliance.yaml on the host (ssm.ams_token_file)
+    token = bundle.config_dir / "ams-token"
+    token.write_text("not-for-the-images-job\n")
+    token.chmod(0o644)
+    env = ["-e", "FEDCLOUD__SSM__AMS_TOKEN_FILE=/etc/fedcloud-appliance/ams-token"]
+    cfg = "/etc/fedcloud-appliance/appliance.yaml"
+    try:
+        check = bundle.compose(
+            "run", "--rm", "--no-deps", *env, "images",
+            "fedcloud-appliance", "config", "check", "--config", cfg,
+            host=True, check=False,
+        )  # fmt: skip
+        assert check.returncode == 2, check.stdout + check.stderr
+        assert "ssm.ams_token_file: cannot read secret file" in check.stderr, check.stderr
+        dry = bundle.compose(
+            "run", "--rm", "--no-deps", *env, "images",
+            "fedcloud-appliance", "images", "sync", "--config", cfg, "--once", "--dry-run",
+            host=True, check=False, timeout=300,
+        )  # fmt: skip
+        out = dry.stdout + dry.stderr
+        assert dry.returncode in (0, 3), out[-2000:]  # 3: the list server may not run yet
+        assert "config error" not in out, out[-2000:]
+        assert "not-for-the-images-job" not in out
+        ok = bundle.compose(
+            "run", "--rm", "--no-deps", *env, "ssm",
+            "fedcloud-appliance", "config", "check", "--config", cfg,
+            host=True, check=False,
+        )  # fmt: skip
+        assert ok.returncode == 0, ok.stdout + ok.stderr  # the ssm container sees the file
+    finally:
+        token.unlink()
+
+
 KILL_WRITER = r"""
 import hashlib, sys, time
 from dirq.QueueSimple import QueueSimple
