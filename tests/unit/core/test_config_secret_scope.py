@@ -157,3 +157,27 @@ def test_the_scheduler_reads_the_secrets_of_its_jobs_only(tmp_path):
     assert scope is not None
     cfg = load_config(_write(tmp_path), secrets=scope)
     assert isinstance(cfg.ssm.ams_token, SecretFile)
+
+
+def test_the_images_job_says_where_its_credentials_go_when_it_has_none(tmp_path):
+    """In the images containers /etc/fedcloud-appliance/clouds.yaml is not there."""
+    (tmp_path / "openstack-refresh-token").write_text("rt\n")
+    cfg = load_config(_write(tmp_path, images_openstack=False), secrets=lambda _cfg: ("openstack",))
+    with pytest.raises(ConfigError) as err:
+        images_jobs._clients(cfg)
+    msg = str(err.value)
+    assert f"clouds.yaml not found at {tmp_path}/clouds.yaml" in msg
+    assert "images.openstack is not set" in msg
+    assert "/etc/fedcloud-appliance/images/" in msg
+
+
+def test_member_cloud_entries_come_from_the_images_jobs_clouds_yaml(tmp_path):
+    from fedcloud_core.jobs import JobContext
+
+    cfg = load_config(_write(tmp_path), secrets=_spec("images-sync").secrets)
+    fake = object()
+    deps = dict.fromkeys(("clients", "state", "downloader", "glance", "projects", "in_use"), fake)
+    ctx = JobContext(config=cfg, deps={**deps, "sources": [fake]})
+    sync_deps = images_jobs.build_deps(ctx)
+    with pytest.raises(ConfigError, match=rf"{tmp_path}/images/clouds.yaml: no cloud named 'vo'"):
+        sync_deps.member_client("vo")
