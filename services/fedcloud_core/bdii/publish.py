@@ -248,6 +248,7 @@ class AppliedState:
     source: str = ""  # the caller's digest of its input (same input + same CSN: nothing to do)
     entries: dict[str, list[str]] = field(default_factory=dict)
     complete: bool = True  # False: something failed last time (the input is re-checked)
+    wanted: int = 0  # entries wanted last time (reported again when nothing changed)
 
     def to_json(self) -> dict[str, Any]:
         # three parallel lists of strings: decoded ~4x faster than a list per entry
@@ -257,6 +258,7 @@ class AppliedState:
             "csn": self.csn,
             "source": self.source,
             "complete": self.complete,
+            "wanted": self.wanted,
             "keys": keys,
             "dns": [self.entries[k][0] for k in keys],
             "digests": [self.entries[k][1] for k in keys],
@@ -309,6 +311,7 @@ def _read_state(path: Path) -> tuple[AppliedState | None, str | None]:
             csn=str(doc["csn"]),
             source=str(doc.get("source") or ""),
             complete=doc.get("complete") is True,
+            wanted=int(doc.get("wanted") or 0),
             entries={
                 str(k): [str(d), str(g), str(m)]
                 for k, d, g, m in zip(keys, dns, digests, sems, strict=True)
@@ -479,6 +482,7 @@ def _record(
         source=source if not res.failures else "",
         entries=entries,
         complete=not res.failures,
+        wanted=prep.wanted,
     )
     save_state(path, st)
 
@@ -538,7 +542,7 @@ def publish(
         )
         st = None
     if st is not None and st.complete and source and st.source == source:
-        res = PublishResult(mode="unchanged", unchanged=len(st.entries), entries=len(st.entries))
+        res = PublishResult(mode="unchanged", unchanged=len(st.entries), entries=st.wanted)
         res.seconds = time.perf_counter() - t0
         return res
     entries = _entries(wanted)

@@ -295,9 +295,11 @@ def test_with_slapd_starts_supervises_and_serves(
     assert "maxsize         67108864" in conf
     assert password not in caplog.text
 
+    stats_csn = context_csn(url, "o=infosys")
     again = bdii_update.run(
         JobContext(config=cfg, options=opts)
     )  # the same slapd, nothing to write
+    assert context_csn(url, "o=infosys") == stats_csn  # the statistics did not change either
     assert "slapd_starts" not in again.counts
     assert again.details["publish"] == "unchanged"
     assert again.counts["unchanged"] == 13
