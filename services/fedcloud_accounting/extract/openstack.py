@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from keystoneauth1 import adapter
 from keystoneauth1 import exceptions as ks_exc
@@ -181,7 +182,10 @@ class OpenStackUsageSource:
             nxt = [
                 link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"
             ]
-            url, query = (nxt[0], None) if nxt else (None, None)
+            # the next page: the same path on our endpoint with the link's query (markers,
+            # filters), not the link itself - behind a proxy Nova and Neutron may put
+            # their internal address in it
+            url, query = (path, parse_qs(urlsplit(nxt[0]).query)) if nxt else (None, None)
         raise UsageSourceError(f"{path}: more than {MAX_PAGES} pages; giving up")
 
     # ------------------------------------------------------------------ UsageSource
