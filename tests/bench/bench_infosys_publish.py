@@ -393,8 +393,13 @@ def main() -> int:
         ours = Ours(tmp, "resource")
         rows: list[tuple[str, float, PublishResult, int, int]] = []
         try:
-            for name, first in (("first load", True), ("no change", False)):
-                assert ours.tree is not None or first
+            for name, first in (
+                ("first load", True),
+                ("no change", False),
+                ("no change, rewrite", False),
+            ):
+                if name == "no change, rewrite":  # cloud-info wrote the same content again
+                    write_atomically(snap, render(wanted))
                 before = dict(ours.tree.ops) if ours.tree else {}
                 dt, res = snapshot_cycle(ours, snap, first=first)
                 assert ours.tree is not None
@@ -423,7 +428,12 @@ def main() -> int:
         f"{'case':<18} {'ours s':>7} {'mode':>11} {'reads':>5} {'writes':>6} {'failed':>6} "
         f"{'bdii-update s':>13} {'ratio':>6}"
     )
-    keys = {"first load": "first", "no change": "nochange", "1% change": "change"}
+    keys = {
+        "first load": "first",
+        "no change": "nochange",
+        "no change, rewrite": "nochange",
+        "1% change": "change",
+    }
     for name, dt, res, reads, writes in rows:
         other = ""
         ratio = ""
@@ -441,11 +451,17 @@ def main() -> int:
         mode = str(rep.details.get("publish", "?"))
         print(f"{name:<18} {dt:7.2f} {mode:>11} {'':>5} {writes:6d} {c.get('failed', 0):6d}")
         ok = ok and not rep.errors
-    first_ours, nochange, change = rows[0], rows[1], rows[2]
+    first_ours, nochange, rewrite, change = rows[0], rows[1], rows[2], rows[3]
     print(f"load average after ours: {load_ours}; now: {load()}")
     checks = [
-        ("no-change cycle <= 0.5 s", nochange[1] <= 0.5),
-        ("no-change cycle: zero writes, no tree read", nochange[3] == 0 and nochange[4] == 0),
+        (
+            "no-change cycle <= 0.5 s (also with the snapshot rewritten)",
+            max(nochange[1], rewrite[1]) <= 0.5,
+        ),
+        (
+            "no-change cycle: zero writes, no tree read",
+            nochange[3] == nochange[4] == rewrite[3] == rewrite[4] == 0,
+        ),
         ("site first load <= 2x resource first load", site_rows[0][1] <= 2 * first_ours[1]),
     ]
     if theirs:

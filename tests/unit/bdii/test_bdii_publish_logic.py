@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fedcloud_core.bdii import dn as dnlib
@@ -170,3 +172,41 @@ def test_site_rehome_of_records_equals_the_entry_rehome(dn: str) -> None:
     assert skipped == want_skipped
     assert [dnlib.normalize(m.dn) for m in moved] == [dnlib.normalize(w.dn) for w in want]
     assert [m.entry().attrs for m in moved if hasattr(m, "entry")] == [w.attrs for w in want]
+
+
+def test_snapshot_read_again_only_when_its_content_changed(tmp_path: Path) -> None:
+    import os
+
+    from fedcloud_core.bdii.snapshot import Health, load_snapshot
+
+    group = Entry("GLUE2GroupID=resource,o=glue").add("objectClass", "GLUE2Group")
+    img = Entry("GLUE2ApplicationEnvironmentID=i,GLUE2GroupID=resource,o=glue")
+    img.add("objectClass", "GLUE2ApplicationEnvironment")
+    path = tmp_path / "snapshot.ldif"
+
+    def write(entries: list[Entry]) -> None:  # as cloud-info does: a new file renamed over
+        tmp = tmp_path / "new.ldif"
+        tmp.write_text(render(entries), encoding="utf-8")
+        tmp.replace(path)
+
+    kw = {"max_age": 3600.0, "base": "GLUE2GroupID=resource,o=glue", "records": True}
+    write([group, img])
+    first = load_snapshot(path, **kw)
+    assert first.health is Health.OK
+    assert [r.dn for r in first.records] == [group.dn, img.dn]
+    again = load_snapshot(path, **kw)  # same file: not read again, same records
+    assert again.records is first.records
+    assert again.digest == first.digest
+    write([group, img])  # the same content rewritten
+    same = load_snapshot(path, **kw)
+    assert same.records is first.records
+    assert same.digest == first.digest
+    old = path.stat().st_mtime - 7200  # older than max_age: stale, and so another digest
+    os.utime(path, (old, old))
+    stale = load_snapshot(path, **kw)
+    assert stale.health is Health.STALE
+    assert stale.digest != first.digest
+    write([group])  # other content: read and split again
+    empty = load_snapshot(path, **kw)
+    assert empty.health is Health.EMPTY
+    assert [r.dn for r in empty.records] == [group.dn]
