@@ -403,7 +403,9 @@ class StompTransport:
                     f"no receipt for message {first} within {self.timeout:g}s "
                     f"({n} message(s) in flight)"
                 )
-            if broken and (self._pending or listener.error is not None):
+            # what arrived before the connection broke is reported first: those messages are
+            # removed from their queue even if the next call ends the run
+            if broken and not self._settled and (self._pending or listener.error is not None):
                 self._reconnect()
                 if wait and not self._settled and self._pending:
                     continue
