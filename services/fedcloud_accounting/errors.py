@@ -2,20 +2,24 @@
 
 ::
 
-    FedcloudError
-    +-- AccountingError            accounting went wrong for a reason a human must fix
-    |   +-- InvalidRecord          a record breaks one of APEL's parsing rules
-    +-- TransientError
-        +-- OpenStackUnavailable
-            +-- UsageSourceError   an OpenStack API call for usage data failed
+    PermanentError
+    +-- AccountingError        accounting went wrong for a reason a human must fix  exit 1
+        +-- InvalidRecord      a record breaks one of APEL's parsing rules
+        +-- RecordTooLarge     one record alone does not fit in a message (also a
+                               ValueError)
+
+An OpenStack call for usage data that fails raises the core's
+:class:`~fedcloud_core.errors.OpenStackError` (``OpenStackRefused``: 401/403, exit 1;
+``OpenStackRequestFailed``, exit 1; ``OpenStackUnavailable``: transient, exit 75), as in
+every service (:func:`fedcloud_core.openstack.classify_openstack_error`).
 """
 
 from __future__ import annotations
 
-from fedcloud_core.errors import FedcloudError, OpenStackUnavailable
+from fedcloud_core.errors import PermanentError
 
 
-class AccountingError(FedcloudError):
+class AccountingError(PermanentError):
     """A permanent accounting failure (bad mapping, bad record, queue not writable)."""
 
 
@@ -28,5 +32,5 @@ class InvalidRecord(AccountingError):
         super().__init__(f"{what}: " + "; ".join(problems))
 
 
-class UsageSourceError(OpenStackUnavailable):
-    """An OpenStack call for usage data failed (network, 5xx, refused)."""
+class RecordTooLarge(AccountingError, ValueError):
+    """One record alone does not fit in a message of the maximum size."""

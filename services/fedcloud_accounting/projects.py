@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import OpenStackError
 from fedcloud_core.report import RunReport
 
-from .errors import UsageSourceError
 from .extract.facts import Project
 from .extract.source import UsageSource
 
@@ -40,7 +40,7 @@ def resolve(config: AppConfig, source: UsageSource, report: RunReport) -> list[T
     projects: Sequence[Project] | None
     try:
         projects = source.projects()
-    except UsageSourceError as exc:
+    except OpenStackError as exc:
         projects = None
         if needs_keystone:
             report.error(

@@ -22,13 +22,14 @@ from pydantic import ValidationError
 
 from fedcloud_core import __version__
 from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import FedcloudError, OpenStackError, is_transient
 from fedcloud_core.files import atomic_write
 from fedcloud_core.report import RunReport, utcnow
 
 from . import projects as project_map
 from .action_cache import ActionCache
 from .checkpoint import CheckpointStore, iso
-from .errors import UsageSourceError
+from .errors import AccountingError
 from .extract.facts import Action, Server
 from .extract.source import UsageSource
 from .extract.timeline import history_matters, usage
@@ -150,7 +151,8 @@ class Extractor:
         margin = timedelta(minutes=self.acct.changes_since_margin_minutes)
         lookups = self._lookups(report)
         failed: list[str] = []
-        transient = True
+        # why each failed project failed; the run's verdict if every project fails
+        causes: list[FedcloudError] = []
         advanced: list[str] = []
 
         def start_of(target: project_map.Target) -> datetime:
@@ -185,11 +187,12 @@ class Extractor:
                 )
                 continue
             if start > end:
-                report.error(
+                problem = (
                     f"project {target.id}: window start {iso(start)} is after its end {iso(end)}"
                 )
+                report.error(problem)
                 failed.append(target.id)
-                transient = False
+                causes.append(AccountingError(problem))
                 continue
             since = since_of(target)
             try:
@@ -198,17 +201,19 @@ class Extractor:
                 )
                 messages = self._messages(target, batch, report)
                 self._deliver(target, messages, report)
-            except UsageSourceError as exc:
+            except OpenStackError as exc:
+                retry = "the next run retries" if is_transient(exc) else "a human must fix it"
                 report.error(
                     f"project {target.id} ({target.vo}): OpenStack failed: {exc}; "
-                    "checkpoint kept, the next run retries"
+                    f"checkpoint kept, {retry}"
                 )
                 failed.append(target.id)
+                causes.append(exc)
                 continue
             except (OSError, RecordTooLarge, _MessageRejected) as exc:
                 report.error(f"project {target.id} ({target.vo}): {exc}; checkpoint kept")
                 failed.append(target.id)
-                transient = False
+                causes.append(exc if isinstance(exc, FedcloudError) else AccountingError(str(exc)))
                 continue
             if batch.rejected:
                 self._set_aside(target, end, batch.rejected, report)
@@ -224,8 +229,9 @@ class Extractor:
             self.server_cache.prune(t.id for t in targets)
         report.details["checkpoints_advanced"] = advanced
         if failed and len(failed) == len(targets):
-            report.fatal = f"every project failed ({len(failed)})"
-            report.details["transient"] = transient
+            # transient (exit 75, retried) only if every project failed transient
+            cause = next((c for c in causes if not is_transient(c)), causes[0])
+            report.fail(cause, f"every project failed ({len(failed)})")
         return report
 
     def _load_finals(self, report: RunReport) -> dict[str, dict[str, datetime]]:
@@ -259,19 +265,19 @@ class Extractor:
         flavors, images, users = [], {}, {}
         try:
             flavors = list(self.source.flavors())
-        except UsageSourceError as exc:
+        except OpenStackError as exc:
             report.warn(
                 f"flavors not readable ({exc}); only the flavors embedded in servers are used"
             )
         try:
             images = {i.id: i for i in self.source.images()}
-        except UsageSourceError as exc:
+        except OpenStackError as exc:
             report.warn(
                 f"images not readable ({exc}); ImageId is the image id, not the marketplace URI"
             )
         try:
             users = self.source.user_names()
-        except UsageSourceError as exc:
+        except OpenStackError as exc:
             report.warn(f"users not readable ({exc}); GlobalUserName is left out")
         return build.Lookups(flavors=flavors, images=images, users=users)
 

@@ -379,11 +379,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         report = execute(spec, make_ctx(), lock_wait=args.wait_lock)
         stream = sys.stderr if getattr(args, "stdout_is_data", False) else None
         _print_report(report, args.report_format, stream)
-        if report.fatal and report.details.get("config_error"):
-            return ExitCode.CONFIG
-        if report.fatal and report.details.get("transient"):
-            return ExitCode.TRANSIENT
-        return report.exit_code
+        return report.exit_code  # 2 config error, 75 transient (RunReport.fail), ...
     minutes = spec.interval(cfg) if spec.interval else 0
     if minutes <= 0:
         raise ConfigError(f"{spec.name} has no interval in the scheduler section; use --once")

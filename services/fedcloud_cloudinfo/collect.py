@@ -25,9 +25,10 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fedcloud_core.config import AppConfig
-from fedcloud_core.errors import FedcloudError, PermanentError, TransientError
+from fedcloud_core.errors import FedcloudError, is_transient
 from fedcloud_core.report import RunReport, utcnow
 
+from .errors import CollectTimeout
 from .model import Accelerator, Endpoint, Flavor, Image, Share, Site
 from .snapshot import ItemMemory, Remembered
 from .source import CloudSource, RawFlavor, RawImage, RawProject
@@ -66,10 +67,6 @@ APPLIANCE_COPIES = {"ad:base_mpuri": "base_mpuri"}
 IMAGE_PROPERTY_KEYS = ("ad:base_mpuri", "eu.egi.cloud.image_ref", "eu.egi.cloud.tag")
 # GLUE2 Benchmark_t spellings (the enumeration value is hep-spec06)
 BENCHMARK_ALIASES = {"hepspec06": "hep-spec06", "hepspec": "hep-spec06", "hs06": "hep-spec06"}
-
-
-class CollectTimeout(TransientError):
-    """The collection did not finish within cloud_info.timeout."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +245,9 @@ def _resolve_projects(source: CloudSource, cfg: AppConfig, report: RunReport) ->
     """Config ``vos`` (project ids or names) -> one share per (VO, Keystone project)."""
     try:
         projects = source.projects()
-    except PermanentError as exc:
+    except FedcloudError as exc:
+        if is_transient(exc):
+            raise  # the run fails transient (exit 75); the next one asks again
         report.warn(
             f"cannot list Keystone projects ({exc}); using the configured values as project ids"
         )
@@ -382,7 +381,8 @@ def _reuse_previous(
         old = memory.get(key)
         if old is not None and not _same_shape(call, old.value):
             old = None  # not what this call returns (a damaged file): never guess
-        if old is None or isinstance(failures.get(key), PermanentError):
+        failure = failures.get(key)
+        if old is None or (failure is not None and not is_transient(failure)):
             why = "no earlier answer" if old is None else "a permanent error"
             report.warn(f"{call} of {item}: {why}, nothing reused: {REUSABLE[call].format(item)}")
             continue

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fedcloud_core.errors import FedcloudError, OpenStackUnavailable, PermanentError
+from fedcloud_core.errors import FedcloudError, OpenStackUnavailable
+from fedcloud_core.openstack import classify_openstack_error
 
 PAGE = 1000
 
@@ -86,14 +87,12 @@ class CloudSource(Protocol):
 
 
 def _wrap(what: str, exc: Exception) -> FedcloudError:
-    """Turn a client exception into our error classes (transient vs permanent)."""
-    if isinstance(exc, FedcloudError):
-        return exc
-    status = getattr(exc, "http_status", None) or getattr(exc, "code", None)
-    name = type(exc).__name__
-    if isinstance(status, int) and status in (401, 403, 404):
-        return PermanentError(f"{what}: {name} (HTTP {status})")
-    return OpenStackUnavailable(f"{what}: {name}: {exc}")
+    """A client exception as the core's class (:func:`classify_openstack_error`: 401/403
+    and other 4xx permanent, no answer and 5xx transient); anything else the clients
+    raised while reading an answer counts as OpenStack unavailable for this call."""
+    return classify_openstack_error(exc, what) or OpenStackUnavailable(
+        f"{what}: {type(exc).__name__}: {exc}"
+    )
 
 
 class OpenStackSource:

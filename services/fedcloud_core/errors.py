@@ -2,19 +2,29 @@
 
 ::
 
-    FedcloudError                  root; carries ``transient`` and ``exit_code``
-    +-- ConfigError                the config file/env is wrong (exit 2, permanent)
-    +-- LockHeldError              another run of the same job holds the lock (exit 4)
-    +-- TransientError             worth retrying later (network, 5xx, broker down) (exit 75)
-    |   +-- OpenStackUnavailable   the cloud did not answer
-    +-- PermanentError             retrying will not help without a human (exit 1)
-    |   +-- StateVersionError      a state file/database is newer than this release
-    +-- ToolError                  an external tool (openssl, qemu-img) failed (exit 1)
-    +-- <Service>Error             one per service package (cloud-info, accounting, ...);
-                                   a service mixes in TransientError where it applies
+    FedcloudError                    root of every error raised on purpose; ``exit_code``
+    +-- ConfigError                  the config file/env is wrong                      exit 2
+    +-- LockHeldError                another run of the same job holds the lock        exit 4
+    +-- TransientError               a later run may not see it (network, 5xx)         exit 75
+    +-- PermanentError               retrying will not help without a human            exit 1
+        +-- StateVersionError        a state file/database is newer than this release
+        +-- ToolError                an external tool (openssl, qemu-img) failed
+        +-- OpenStackError           an OpenStack call failed (classified by
+            |                        :func:`fedcloud_core.openstack.classify_openstack_error`)
+            +-- OpenStackRefused     401/403: the credentials were refused or may not
+            |                        do this
+            +-- OpenStackRequestFailed  any other 4xx, no endpoint in the catalog, no
+            |                        usable API version: the request or the setup is wrong
+            +-- OpenStackUnavailable no connection, timeout, 5xx, 408/429: also a
+                                     TransientError                            exit 75
 
-Only the CLI maps errors to exit codes (:func:`exit_code_for`); library code raises.
-The scheduler retries jobs whose error is ``transient``.
+Every service's own errors hang under :class:`PermanentError` (``AccountingError``,
+``ImagesError``, ``SsmError``, ...); those a retry may heal also derive from
+:class:`TransientError`, listed first so that their exit code is 75. Transient is said
+by the type only: ask :func:`is_transient`, never ``isinstance(exc, PermanentError)``. Library code raises; :func:`exit_code_for` and
+:meth:`fedcloud_core.report.RunReport.fail` are the only places that turn an error into
+an exit code. The scheduler retries a run that failed transient a bounded number of
+times with backoff (:mod:`fedcloud_core.scheduler`); cron and one-shot runs exit 75.
 """
 
 from __future__ import annotations
@@ -36,7 +46,6 @@ class ExitCode(IntEnum):
 class FedcloudError(Exception):
     """Root of every error the appliance raises on purpose."""
 
-    transient: bool = False
     exit_code: ExitCode = ExitCode.FAILED
 
 
@@ -61,12 +70,16 @@ class LockHeldError(FedcloudError):
 class TransientError(FedcloudError):
     """A failure that a later retry may not see (network, timeouts, 5xx)."""
 
-    transient = True
     exit_code = ExitCode.TRANSIENT
 
 
 class PermanentError(FedcloudError):
-    """A failure that needs a human (bad credentials, refused certificate, ...)."""
+    """A failure that needs a human (bad credentials, refused certificate, ...).
+
+    A subclass that also derives from :class:`TransientError` is transient.
+    """
+
+    exit_code = ExitCode.FAILED
 
 
 class StateVersionError(PermanentError):
@@ -94,17 +107,39 @@ class StateVersionError(PermanentError):
         )
 
 
-class OpenStackUnavailable(TransientError):
-    """OpenStack did not answer or answered with a server error."""
-
-
-class ToolError(FedcloudError):
+class ToolError(PermanentError):
     """An external tool exited non-zero, timed out or could not be started."""
 
     def __init__(self, tool: str, message: str, *, returncode: int | None = None):
         self.tool = tool
         self.returncode = returncode
         super().__init__(f"{tool}: {message}")
+
+
+class OpenStackError(PermanentError):
+    """An OpenStack API call failed; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class OpenStackRefused(OpenStackError):
+    """Keystone or a service refused the credentials (401) or the action (403)."""
+
+
+class OpenStackRequestFailed(OpenStackError):
+    """The request or the setup is wrong: a 4xx other than 401/403/408/429, a service
+    missing from the catalog, no API version both sides speak."""
+
+
+class OpenStackUnavailable(TransientError, OpenStackError):
+    """OpenStack did not answer, timed out, or answered with a server error (5xx, 408, 429)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a later run may succeed where this one failed: said by the type only."""
+    return isinstance(exc, TransientError)
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

@@ -71,13 +71,13 @@ def execute(
         except ConfigError as exc:
             # found only once the run looked at it (e.g. an option given on the command line):
             # a failed run like any other, marked so the CLI exits 2 (CONFIG)
-            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=f"config error: {exc}")
-            report.details["transient"] = False
-            report.details["config_error"] = True
+            report = RunReport(job=spec.key, dry_run=ctx.dry_run)
+            report.fail(exc, f"config error: {exc}")
             log.error("%s: config error: %s", spec.name, exc)
         except FedcloudError as exc:
-            report = RunReport(job=spec.key, dry_run=ctx.dry_run, fatal=str(exc))
-            report.details["transient"] = exc.transient
+            # transient or not is said by the type only (RunReport.fail): exit 75 / 1
+            report = RunReport(job=spec.key, dry_run=ctx.dry_run)
+            report.fail(exc)
             log.error("%s failed: %s", spec.name, exc)
         except Exception as exc:
             report = RunReport(

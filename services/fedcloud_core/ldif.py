@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from .errors import PermanentError
+
 # Written as plain text only: printable ASCII (a subset of RFC 2849 SAFE-STRING, which
 # would allow the C0 controls \x0b \x0c \x1c-\x1f and DEL that many readers, Python's
 # str.splitlines() among them, take as line breaks), not starting with space, colon or
@@ -117,8 +119,8 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, current
 
 
-class LdifError(ValueError):
-    pass
+class LdifError(PermanentError, ValueError):
+    """Text that is not LDIF, or an entry LDIF cannot carry (also a ValueError)."""
 
 
 # a line that is not "attr:", a continuation or blank (split_records: parse it)

@@ -4,6 +4,10 @@ Credentials come the ecosystem's way: a named entry of ``clouds.yaml`` or the
 ``OS_*`` environment variables. Supported auth types: ``password`` / ``v3password``,
 ``v3applicationcredential`` and ``v3oidcaccesstoken`` (EGI Check-in). Nothing here
 does network I/O: the session authenticates lazily on its first request.
+
+:func:`classify_openstack_error` is the one place where an exception of keystoneauth1,
+novaclient, glanceclient or keystoneclient becomes one of the appliance's errors; every
+service's OpenStack layer calls it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from keystoneauth1 import loading, session
 
 from . import oidc
 from .config.openstack import OpenStackConfig
-from .errors import ConfigError
+from .errors import (
+    ConfigError,
+    FedcloudError,
+    OpenStackError,
+    OpenStackRefused,
+    OpenStackRequestFailed,
+    OpenStackUnavailable,
+)
 from .logs import register_secret
 
 CLOUDS_YAML_PATHS = (
@@ -288,3 +299,92 @@ class OpenStackClients:
         if not url:
             raise ConfigError(f"no {service_type} endpoint in the catalog")
         return str(url)
+
+
+# ---------------------------------------------------------------------- error classification
+
+_CLIENT_MODULES = ("keystoneauth1", "keystoneclient", "novaclient", "glanceclient", "requests")
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status a client exception carries: keystoneauth's ``http_status``, novaclient's
+    class ``http_status`` (its ``code`` argument is free text), glanceclient's ``code``."""
+    for attr in ("http_status", "code", "status_code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
+def _verdict(exc: BaseException) -> type[OpenStackError] | None:
+    """The class ``exc`` alone says, or None when only its cause can tell."""
+    import requests
+    from glanceclient import exc as glance_exc
+    from keystoneauth1 import exceptions as ks_exc
+    from novaclient import exceptions as nova_exc
+
+    if isinstance(
+        exc,
+        ks_exc.ConnectionError  # ConnectFailure, ConnectTimeout, SSLError, ...
+        | glance_exc.CommunicationError
+        | requests.ConnectionError
+        | requests.Timeout
+        | ConnectionError
+        | TimeoutError,
+    ):
+        return OpenStackUnavailable
+    if isinstance(exc, nova_exc.RetryAfterException):  # Nova's 413/429 with Retry-After
+        return OpenStackUnavailable
+    status = _http_status(exc)
+    if status in (401, 403):
+        return OpenStackRefused
+    if status is not None and (status >= 500 or status in (408, 429)):
+        return OpenStackUnavailable
+    if status is not None and status >= 400:
+        return OpenStackRequestFailed
+    return None
+
+
+def classify_openstack_error(exc: BaseException, what: str) -> FedcloudError | None:
+    """The appliance error for a failed OpenStack call ``what`` (e.g. "Nova flavors").
+
+    * 401/403 (keystoneauth ``Unauthorized``/``Forbidden``, novaclient's and glanceclient's
+      own) -> :class:`OpenStackRefused`: a refused or revoked credential does not heal by
+      retrying, so it is permanent in every service;
+    * no connection, a timeout, 5xx, 408, 429 -> :class:`OpenStackUnavailable` (transient);
+      so is an error raised while handling one of those (keystoneauth's
+      ``DiscoveryFailure`` after a refused connection, glanceclient's ``InvalidEndpoint``
+      after a ``ConnectTimeout``);
+    * any other error of the client libraries (other 4xx, ``EndpointNotFound``, a
+      ``DiscoveryFailure`` on its own, an unsupported microversion) ->
+      :class:`OpenStackRequestFailed`.
+
+    An appliance error is returned as it is. Anything else (not raised by the client
+    libraries: a programming error) gives None: the caller lets it propagate.
+    """
+    if isinstance(exc, FedcloudError):
+        return exc
+    if not type(exc).__module__.startswith(_CLIENT_MODULES) and not isinstance(
+        exc, ConnectionError | TimeoutError
+    ):
+        return None
+    verdict: type[OpenStackError] | None = None
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen and verdict is None:
+        seen.add(id(link))
+        verdict = _verdict(link)
+        link = link.__cause__ or link.__context__
+    cls = verdict or OpenStackRequestFailed
+    status = _http_status(exc)
+    text = str(exc) or type(exc).__name__
+    if status is not None and str(status) not in text:
+        text += f" (HTTP {status})"
+    why = {
+        OpenStackRefused: "credentials refused" if status == 401 else "not allowed",
+        OpenStackUnavailable: "OpenStack unavailable",
+        OpenStackRequestFailed: "request failed",
+    }[cls]
+    if cls is OpenStackRefused and status not in (401, 403):
+        why = "credentials refused or not allowed"
+    return cls(f"{what}: {why}: {type(exc).__name__}: {text}", status=status)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import ExitCode, StateVersionError
+from .errors import ConfigError, ExitCode, StateVersionError, is_transient
 from .files import atomic_write
 from .statefile import dump_versioned, load_versioned
 
@@ -57,6 +57,18 @@ class RunReport:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def fail(self, error: BaseException, message: str | None = None) -> None:
+        """End the run failed because of ``error`` (``message``: the text, default its own).
+
+        The one place where the error's type becomes the report's ``details``: whether a
+        later run may succeed (``transient``, exit 75, retried by the scheduler) and
+        whether the configuration is wrong (``config_error``, exit 2).
+        """
+        self.fatal = message or str(error) or type(error).__name__
+        self.details["transient"] = is_transient(error)
+        if isinstance(error, ConfigError):
+            self.details["config_error"] = True
+
     def finish(self) -> RunReport:
         self.finished = utcnow()
         return self
@@ -70,7 +82,16 @@ class RunReport:
         return RunStatus.DRY_RUN if self.dry_run else RunStatus.OK
 
     @property
+    def transient(self) -> bool:
+        """The run failed in a way a later run may not see (:meth:`fail`)."""
+        return bool(self.fatal and self.details.get("transient"))
+
+    @property
     def exit_code(self) -> ExitCode:
+        if self.fatal and self.details.get("config_error"):
+            return ExitCode.CONFIG
+        if self.transient:
+            return ExitCode.TRANSIENT
         return {
             RunStatus.OK: ExitCode.OK,
             RunStatus.DRY_RUN: ExitCode.OK,

@@ -1,22 +1,30 @@
-"""Errors of the image replicator.
+"""Errors of the image replicator (see :mod:`fedcloud_core.errors` for the hierarchy).
 
 ::
 
-    ImagesError (FedcloudError)
-    +-- ListRejected        a list was not accepted (fetch failed, bad signature, expired,
-    |                       downgraded, unreadable); its ``reason`` goes into the report
-    +-- DownloadError       an image could not be fetched after the bounded retries
-    |   +-- ImageCorrupt    the bytes do not match the list's size or digest
-    +-- ConversionError     the image format is unsafe or qemu-img could not convert it
-    +-- GlanceSyncError     Glance refused or lost an upload
+    PermanentError
+    +-- ImagesError             the image replicator's root                          exit 1
+        +-- ListRejected        a list was not accepted (fetch failed, bad signature, expired,
+        |                       downgraded, unreadable); its ``reason`` goes into the report
+        +-- DownloadError       an image cannot be fetched: refused (4xx), larger than
+        |   |                   the maximum size, no room in the cache
+        |   +-- ImageCorrupt    the bytes do not match the list's size or digest
+        |   +-- DownloadUnavailable  the server did not answer or kept failing (network,
+        |                       5xx, 408/429) through the bounded retries: also a
+        |                       TransientError                                     exit 75
+        +-- ConversionError     the image format is unsafe or qemu-img could not convert it
+        +-- GlanceSyncError     Glance stored something else than was uploaded
+
+A failed Glance call raises the core's ``OpenStackError``
+(:func:`fedcloud_core.openstack.classify_openstack_error`), as in every service.
 """
 
 from __future__ import annotations
 
-from fedcloud_core.errors import FedcloudError
+from fedcloud_core.errors import PermanentError, TransientError
 
 
-class ImagesError(FedcloudError):
+class ImagesError(PermanentError):
     """Root of the image replicator's errors."""
 
 
@@ -30,16 +38,20 @@ class ListRejected(ImagesError):
 
 
 class DownloadError(ImagesError):
-    transient = True
+    """An image cannot be fetched (refused, larger than the maximum, no room in the cache)."""
 
 
 class ImageCorrupt(DownloadError):
-    pass
+    """The bytes do not match the list's size or digest (after the bounded retries)."""
+
+
+class DownloadUnavailable(TransientError, DownloadError):
+    """The image server did not answer or kept failing through the bounded retries."""
 
 
 class ConversionError(ImagesError):
-    pass
+    """The image format is unsafe or qemu-img could not convert it."""
 
 
 class GlanceSyncError(ImagesError):
-    pass
+    """Glance stored something else than was uploaded (status, size, checksum)."""

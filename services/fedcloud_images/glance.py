@@ -4,10 +4,15 @@ Every write happens only when something differs, so an unchanged run is read-onl
 Managed images carry the replicator tag plus ``image_list`` (the source name) and
 ``appdb_id`` (the image identifier); that pair is the sync key. They must also be owned
 by the appliance's project: a look-alike in another project is reported, never touched.
+
+A failed Glance call raises the core's :class:`~fedcloud_core.errors.OpenStackError`
+(:func:`fedcloud_core.openstack.classify_openstack_error`: 401/403 permanent, no answer
+and 5xx transient, as in every service).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,7 +20,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+from fedcloud_core.openstack import classify_openstack_error
 
 from .errors import GlanceSyncError
 from .model import ImageEntry
@@ -57,6 +64,29 @@ def image_properties(entry: ImageEntry, source: str) -> dict[str, str]:
         "image_list": source,
     }
     return {k: v for k, v in props.items() if v not in (None, "")}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _classified(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn a glanceclient/keystoneauth exception of the call into the core's class."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                err = classify_openstack_error(exc, what)
+                if err is None or err is exc:
+                    raise
+                raise err from exc
+
+        return call
+
+    return wrap
 
 
 def min_disk_gb(virtual_size: int, size: int | None) -> int:
@@ -120,6 +150,7 @@ class GlanceImages:
             self._owner_id = str(got)
         return self._owner_id
 
+    @_classified("Glance images.list")
     def scan(self, source: str) -> Scan:
         """Images tagged for ``source`` (tag + image_list), any visibility/status, split by owner.
 
@@ -138,6 +169,7 @@ class GlanceImages:
         """Images this replicator made for ``source``: tagged for it and owned by our project."""
         return self.scan(source).managed
 
+    @_classified("Glance image create/upload")
     def create(
         self,
         *,
@@ -193,6 +225,7 @@ class GlanceImages:
                 f"Glance's checksum of {stored['id']} differs from the uploaded file"
             )
 
+    @_classified("Glance images.update")
     def update_metadata(
         self,
         img: Any,
@@ -218,6 +251,7 @@ class GlanceImages:
             self.glance.images.update(img["id"], remove_props=remove or None, **changes)
         return sorted([*changes, *remove])
 
+    @_classified("Glance image members")
     def ensure_members(
         self, img: Any, projects: list[str], accept_with: Any = None, *, new: bool = False
     ) -> list[str]:
@@ -245,6 +279,7 @@ class GlanceImages:
                 done.append(f"removed {p}")
         return done
 
+    @_classified("Glance image retire")
     def retire(self, img: Any, *, in_use: bool | None, keep_in_use: bool = False) -> str:
         """Delete an image no longer listed; if servers use it (or we cannot tell): deactivate and
         make it private instead. Returns 'deleted', 'deactivated' or 'kept' (nothing written)."""

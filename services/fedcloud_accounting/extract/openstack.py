@@ -3,8 +3,10 @@
 Nova and Keystone through their client libraries, Glance through glanceclient, Neutron
 and Cinder as plain REST calls on the same session (the catalog gives their URLs).
 Every call has the session's timeout; connection failures and 5xx answers are
-retried a bounded number of times with backoff by keystoneauth, then turned into a
-:class:`~fedcloud_accounting.errors.UsageSourceError` that names the call.
+retried a bounded number of times with backoff by keystoneauth, then turned by
+:func:`fedcloud_core.openstack.classify_openstack_error` into the core's
+:class:`~fedcloud_core.errors.OpenStackError` that names the call (401/403 permanent,
+connection failures and 5xx transient, as in every service).
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 from keystoneauth1 import adapter
 from keystoneauth1 import exceptions as ks_exc
 
-from fedcloud_core.openstack import OpenStackClients
+from fedcloud_core.errors import (
+    OpenStackError,
+    OpenStackRefused,
+    OpenStackRequestFailed,
+    OpenStackUnavailable,
+)
+from fedcloud_core.openstack import OpenStackClients, classify_openstack_error
 
-from ..errors import UsageSourceError
 from .facts import Action, Flavor, FloatingIP, Image, Project, Server, Volume, parse_time
 
 log = logging.getLogger(__name__)
@@ -50,16 +57,11 @@ _PROJECT_FIELDS = {
 }
 
 
-def _as_source_error(what: str, exc: BaseException) -> UsageSourceError | None:
-    """The API failure ``exc`` as a :class:`UsageSourceError`, or ``None`` for a programming error."""
-    if isinstance(exc, UsageSourceError):
-        return exc
-    mod = type(exc).__module__
-    if isinstance(exc, ks_exc.ClientException | OSError) or mod.startswith(
-        ("novaclient", "glanceclient", "keystoneclient", "keystoneauth1", "requests")
-    ):
-        return UsageSourceError(f"{what}: {type(exc).__name__}: {exc}")
-    return None
+def _as_source_error(what: str, exc: BaseException) -> OpenStackError | None:
+    """The API failure ``exc`` as an :class:`OpenStackError` (the core's one classification),
+    or ``None`` for a programming error."""
+    err = classify_openstack_error(exc, what)
+    return err if isinstance(err, OpenStackError) else None
 
 
 def _call(what: str, fn: Callable[[], T]) -> T:
@@ -73,8 +75,7 @@ def _call(what: str, fn: Callable[[], T]) -> T:
 
 
 def _forbidden(exc: BaseException) -> bool:
-    code = getattr(exc, "http_status", None) or getattr(exc, "code", None)
-    return code in (401, 403) or isinstance(exc, ks_exc.Forbidden)
+    return isinstance(classify_openstack_error(exc, ""), OpenStackRefused)
 
 
 def _flavor_from(info: dict[str, Any], *, embedded: bool) -> Flavor:
@@ -158,7 +159,9 @@ class OpenStackUsageSource:
                     return ad
             except ks_exc.EndpointNotFound as exc:
                 last = exc
-        raise UsageSourceError(f"no {' or '.join(service_types)} endpoint in the catalog: {last}")
+        raise OpenStackRequestFailed(
+            f"no {' or '.join(service_types)} endpoint in the catalog: {last}"
+        )
 
     def _paged(
         self,
@@ -177,7 +180,7 @@ class OpenStackUsageSource:
             try:
                 body = json.loads(resp.content)
             except ValueError as exc:
-                raise UsageSourceError(f"{path}: the answer is not JSON: {exc}") from None
+                raise OpenStackUnavailable(f"{path}: the answer is not JSON: {exc}") from None
             yield from body.get(key) or []
             nxt = [
                 link["href"] for link in body.get(f"{key}_links") or [] if link.get("rel") == "next"
@@ -186,7 +189,7 @@ class OpenStackUsageSource:
             # filters), not the link itself - behind a proxy Nova and Neutron may put
             # their internal address in it
             url, query = (path, parse_qs(urlsplit(nxt[0]).query)) if nxt else (None, None)
-        raise UsageSourceError(f"{path}: more than {MAX_PAGES} pages; giving up")
+        raise OpenStackRequestFailed(f"{path}: more than {MAX_PAGES} pages; giving up")
 
     # ------------------------------------------------------------------ UsageSource
 
@@ -320,7 +323,7 @@ class OpenStackUsageSource:
                 marker = getattr(page[-1], "request_id", None)
                 if not marker:
                     return out
-            raise UsageSourceError(f"more than {MAX_PAGES} pages of actions; giving up")
+            raise OpenStackRequestFailed(f"more than {MAX_PAGES} pages of actions; giving up")
 
         return _call(f"nova instance actions of {server_id}", fetch)
 

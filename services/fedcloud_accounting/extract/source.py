@@ -10,7 +10,7 @@ from .facts import Action, Flavor, FloatingIP, Image, Project, Server, Volume
 
 
 class UsageSource(Protocol):
-    """Every method raises :class:`~fedcloud_accounting.errors.UsageSourceError` on API failures."""
+    """Every method raises :class:`~fedcloud_core.errors.OpenStackError` on API failures."""
 
     def projects(self) -> Sequence[Project]:
         """All Keystone projects (id, name, properties)."""

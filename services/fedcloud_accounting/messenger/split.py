@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import RecordTooLarge
 from .render import MessageFormat
 
 
@@ -17,10 +18,6 @@ class Message:
     kind: str
     body: bytes
     records: int
-
-
-class RecordTooLarge(ValueError):
-    """One record alone does not fit in a message of the maximum size."""
 
 
 def signed_size(text: str) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import PermanentError
+
 # naming attributes whose equality rule ignores case (core/cosine schema, Glue-MDS)
 CASE_IGNORE_TYPES = frozenset({"o", "ou", "cn", "dc", "c", "l", "mds-vo-name", "uid"})
 
@@ -25,8 +27,8 @@ _NEEDS_FULL_PARSE = re.compile('[\\\\+";<># \x00-\x1f\x7f-\x9f\u2028\u2029\ud800
 _NEEDS_FULL_SPLIT = re.compile(r"[\\;\s]")
 
 
-class DnError(ValueError):
-    pass
+class DnError(PermanentError, ValueError):
+    """A DN that is not RFC 4514 (also a ValueError: parsers' callers catch that)."""
 
 
 def _split_unescaped(text: str, seps: str) -> tuple[list[str], bool]:

@@ -1,21 +1,21 @@
 """Errors of the BDII code (see fedcloud_core.errors for the hierarchy)::
 
-FedcloudError
-+-- BdiiError                 the BDII code's root
-    +-- LdapUnavailable       slapd / a resource BDII did not answer (also TransientError)
+PermanentError
++-- BdiiError                 the BDII code's root                                  exit 1
+    +-- LdapUnavailable       slapd / a resource BDII did not answer (also TransientError) 75
     +-- SlapdError            slapd could not be configured, started or stopped (also ToolError)
 """
 
 from __future__ import annotations
 
-from ..errors import FedcloudError, ToolError, TransientError
+from ..errors import PermanentError, ToolError, TransientError
 
 
-class BdiiError(FedcloudError):
+class BdiiError(PermanentError):
     """Root of the BDII errors."""
 
 
-class LdapUnavailable(BdiiError, TransientError):
+class LdapUnavailable(TransientError, BdiiError):
     """An LDAP server did not answer (connect/bind/search failed or timed out)."""
 
 

@@ -29,7 +29,7 @@ from typing import IO, Any
 import requests
 import urllib3
 
-from ..errors import DownloadError, ImageCorrupt
+from ..errors import DownloadError, DownloadUnavailable, ImageCorrupt
 from ..model import ImageEntry
 from .progress import Progress
 
@@ -203,7 +203,7 @@ class Downloader:
             return Downloaded(dest, received[0], attempt)
         if corrupt:
             raise ImageCorrupt(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
-        raise DownloadError(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
+        raise DownloadUnavailable(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
 
     def _check_space(
         self, entry: ImageEntry, where: Path, offset: int, *, during: bool = False

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fedcloud_accounting.errors import UsageSourceError
 from fedcloud_accounting.extract.facts import (
     Action,
     Flavor,
@@ -19,6 +18,7 @@ from fedcloud_accounting.extract.facts import (
     Volume,
 )
 from fedcloud_core.config import AppConfig
+from fedcloud_core.errors import OpenStackUnavailable
 
 T0 = datetime(2024, 5, 1, 0, 0, 0, tzinfo=UTC)
 END = datetime(2024, 5, 11, 0, 0, 0, tzinfo=UTC)
@@ -97,7 +97,7 @@ class FakeSource:
 
     def _fail(self, project: str) -> None:
         if project in self.failing_projects:
-            raise UsageSourceError(
+            raise OpenStackUnavailable(
                 f"nova servers.list (project {project}): ConnectFailure: refused"
             )
 
