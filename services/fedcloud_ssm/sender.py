@@ -24,7 +24,14 @@ from fedcloud_core.history import records_by_vo
 from fedcloud_core.report import RunReport
 
 from .encoding import Encoder
-from .errors import BadMessage, BrokerRefused, MessageRefused, MessageTooLarge, SsmError
+from .errors import (
+    BadMessage,
+    BrokerRefused,
+    DeliveryError,
+    MessageRefused,
+    MessageTooLarge,
+    SsmError,
+)
 from .outbox import Outbox
 from .split import split_in_two
 
@@ -235,10 +242,19 @@ class Sender:
                     report.error(f"queue {ob.name}: message {msgid} set aside: {err}")
                     tally["aside"] += 1
 
+        def wait_some() -> None:
+            got = transport.receipts(wait=True)
+            if not got:  # the transport lost track of them: never wait forever
+                raise DeliveryError(
+                    f"{len(inflight)} message(s) sent to {transport.describe(ob.name)} are "
+                    "without a receipt and the transport expects none; they stay queued"
+                )
+            settle(got)
+
         try:
             for name in names:
                 while len(inflight) >= transport.window:
-                    settle(transport.receipts(wait=True))
+                    wait_some()
                 if not ob.lock(name):
                     log.info(
                         "queue %s: %s is locked by another process or gone; skipped", ob.name, name
@@ -263,7 +279,7 @@ class Sender:
                 transport.submit(ob.name, name, text)
                 settle(transport.receipts(wait=False))
             while inflight:
-                settle(transport.receipts(wait=True))
+                wait_some()
         finally:
             for name in inflight:
                 ob.unlock(name)

@@ -325,3 +325,19 @@ def test_no_receipt_in_time_is_a_delivery_error():
     t.submit("cloud", "m0", "text")
     with pytest.raises(DeliveryError, match=r"no receipt for message m0 within 0.3s"):
         t.receipts(wait=True)
+
+
+def test_a_transport_that_forgets_its_messages_stops_the_run_instead_of_waiting_forever(tmp_path):
+    ob = _outbox(tmp_path, [cloud_message(i, 1) for i in range(3)])
+    names = ob.open().names()
+
+    class Forgetful(FakePipeline):
+        def receipts(self, *, wait=True):
+            return []
+
+    with pytest.raises(DeliveryError, match=r"3 message.*without a receipt"):
+        Sender([ob], PlainEncoder(), Forgetful(tmp_path / "cloud", window=8)).run(
+            RunReport(job="t")
+        )
+    assert ob.names() == names
+    assert not list((tmp_path / "cloud").rglob("*.lck"))
