@@ -10,7 +10,7 @@ the answer's ``messageIds`` is the receipt. The token never appears in logs or e
 
 Errors (all raised here, mapped by the caller where it needs its own classes)::
 
-    AmsError (FedcloudError)
+    AmsError (PermanentError)
     +-- AmsUnavailable      cannot connect (after retries)                  transient (75)
     +-- AmsDeliveryError    408/5xx after retries, or no message id         transient (75)
     +-- AmsRefused          TLS failure, 401/403, 404 (unknown topic), 4xx  permanent (1)
@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from .errors import FedcloudError, PermanentError, TransientError
+from .errors import PermanentError, TransientError
 from .logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ RETRY_STATUS = frozenset({408, 502, 503, 504})
 _NOT_ABOUT_THE_MESSAGE = frozenset({401, 403, 404, 407, 408, 413, 429})
 
 
-class AmsError(FedcloudError):
+class AmsError(PermanentError):
     """Root of the AMS client errors."""
 
 
@@ -51,7 +51,7 @@ class AmsDeliveryError(TransientError, AmsError):
     """AMS kept answering 408/502/503/504, or accepted without a message id."""
 
 
-class AmsRefused(PermanentError, AmsError):
+class AmsRefused(AmsError):
     """AMS refused the request: TLS, authentication, authorisation, unknown topic."""
 
 
@@ -60,7 +60,7 @@ class AmsMessageRefused(AmsRefused):
     (e.g. 400): a problem of that message, not of the credentials or the topic."""
 
 
-class AmsMessageTooLarge(PermanentError, AmsError):
+class AmsMessageTooLarge(AmsError):
     """AMS refused the message for its size (HTTP 413)."""
 
 

@@ -15,7 +15,7 @@ the log redaction and never appear in errors.
 
 Errors::
 
-    OidcError (FedcloudError)
+    OidcError (PermanentError)
     +-- OidcUnavailable   the token endpoint did not answer / answered 5xx     transient (75)
     +-- OidcRefused       refused grant (revoked refresh token), bad client,
                           failing token command, Keystone refused the token    permanent (1)
@@ -35,7 +35,7 @@ from keystoneauth1.access import AccessInfoV3, create
 from keystoneauth1.identity.v3.oidc import OidcAccessToken
 
 from .config.openstack import OidcConfig
-from .errors import FedcloudError, PermanentError, ToolError, TransientError
+from .errors import PermanentError, ToolError, TransientError
 from .logs import redact, register_secret
 from .tool import run_tool
 
@@ -48,7 +48,7 @@ DEFAULT_EXPIRES_IN = 300  # seconds assumed when the token endpoint does not say
 _rotated: dict[tuple[str, str, str], str] = {}
 
 
-class OidcError(FedcloudError):
+class OidcError(PermanentError):
     """Root of the OIDC token errors."""
 
 
@@ -56,7 +56,7 @@ class OidcUnavailable(TransientError, OidcError):
     """The OIDC token endpoint could not be reached or answered with a server error."""
 
 
-class OidcRefused(PermanentError, OidcError):
+class OidcRefused(OidcError):
     """No access token: the grant or the client was refused, or the token command failed."""
 
 

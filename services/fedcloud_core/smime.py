@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from .errors import FedcloudError
+from .errors import FedcloudError, PermanentError
 from .tool import run_tool
 
 OPENSSL = "openssl"
@@ -43,7 +43,7 @@ _SHORT = {
 }
 
 
-class SmimeError(FedcloudError):
+class SmimeError(PermanentError):
     """A signature could not be made or did not verify; the message says why."""
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    SsmError (FedcloudError)
+    SsmError (PermanentError)
     +-- CredentialError      host certificate/key unusable (mismatch, expiring)   permanent
     +-- BadMessage           one message cannot be read or encoded: set aside     per message
     +-- MessageRefused       the broker/AMS refused THIS message (STOMP ERROR     per message
@@ -17,14 +17,14 @@
 
 from __future__ import annotations
 
-from fedcloud_core.errors import FedcloudError, PermanentError, TransientError
+from fedcloud_core.errors import PermanentError, TransientError
 
 
-class SsmError(FedcloudError):
+class SsmError(PermanentError):
     """Root of the SSM errors."""
 
 
-class CredentialError(PermanentError, SsmError):
+class CredentialError(SsmError):
     """The host certificate or key cannot be used (missing, mismatched, expiring)."""
 
 
@@ -45,7 +45,7 @@ class DeliveryError(TransientError, SsmError):
     """A message was not acknowledged; it stays queued."""
 
 
-class BrokerRefused(PermanentError, SsmError):
+class BrokerRefused(SsmError):
     """The broker or AMS refused the request (authentication, authorisation, protocol error)."""
 
 
