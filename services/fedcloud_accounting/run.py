@@ -30,7 +30,7 @@ from . import projects as project_map
 from .action_cache import ActionCache
 from .checkpoint import CheckpointStore, iso
 from .errors import AccountingError
-from .extract.facts import Action, Server
+from .extract.facts import Action, FloatingIP, Server
 from .extract.source import UsageSource
 from .extract.timeline import history_matters, usage
 from .finals import FinalsStore
@@ -60,7 +60,7 @@ from .server_cache import FULL_EVERY, ServerCache
 log = logging.getLogger(__name__)
 JOB = "accounting-extract"
 ACTION_WORKERS = 4  # parallel os-instance-actions calls (one per server)
-ALL_PROJECTS_MIN = 10  # from this many projects on, deleted servers are listed for all at once
+ALL_PROJECTS_MIN = 10  # from this many projects on: deleted servers, floating IPs listed for all at once
 
 
 def _check_rendered_cloud_message(text: str) -> list[str]:
@@ -130,6 +130,8 @@ class Extractor:
         self.server_cache = server_cache
         self._deleted_since: datetime | None = None  # see run()
         self._deleted: dict[str, list[Server]] | None = None
+        self._all_fips = False
+        self._fips: dict[str, list[FloatingIP]] | None = None
         self.finals = finals or FinalsStore(checkpoints.path.parent / "finals.json")
         self.site = build.SiteInfo(config.site.name, config.site.compute_service_name, cloud_type())
         self.rejected_dir = config.paths.state_dir / "accounting" / "rejected"
@@ -171,6 +173,8 @@ class Extractor:
             return start
 
         self._deleted_since, self._deleted = None, None
+        # the floating IPs too: one listing for all projects, not two per project
+        self._all_fips, self._fips = len(targets) >= ALL_PROJECTS_MIN, None
         if len(targets) >= ALL_PROJECTS_MIN and (
             self.server_cache is None or not any(self.server_cache.has(t.id) for t in targets)
         ):
@@ -308,7 +312,7 @@ class Extractor:
                 report.count("final_records_already_queued")
                 continue
             servers.append(s)
-        ips = self.source.floating_ips(target.id)
+        ips = self._floating_ips(target.id)
         ip_count = build.public_ips_by_server(ips)
         actions = self._actions(target.id, servers, report)
         for server in sorted(servers, key=lambda s: s.id):
@@ -406,6 +410,13 @@ class Extractor:
             except OSError as exc:
                 report.warn(f"project {project_id}: server list not kept: {exc}")
         return servers
+
+    def _floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
+        if not self._all_fips:
+            return self.source.floating_ips(project_id)
+        if self._fips is None:
+            self._fips = self.source.all_floating_ips()
+        return self._fips.get(project_id, [])
 
     def _full_list(self, project_id: str, since: datetime) -> list[Server]:
         """Every server of the project not deleted, plus those deleted since ``since``:

@@ -338,22 +338,20 @@ class Cloud:
             return 200, {"ports": [{"id": f.port_id, "device_id": f.device_id} for f in ips]}, {}
         if path == "/network/v2.0/floatingips":
             pid = q.get("project_id", [None])[0]
-            return (
-                200,
+            projects = [pid] if pid else list(self.src.ips_by_project)
+            fips = [
                 {
-                    "floatingips": [
-                        {
-                            "id": f.id,
-                            "floating_ip_address": f.address,
-                            "project_id": pid,
-                            "tenant_id": pid,
-                            "port_id": f.port_id,
-                        }
-                        for f in self.src.ips_by_project.get(pid, [])
-                    ]
-                },
-                {},
-            )
+                    "id": f.id,
+                    "floating_ip_address": f.address,
+                    "project_id": p,
+                    "tenant_id": p,
+                    "port_id": f.port_id,
+                    "port_details": {"device_id": f.device_id} if f.port_id else None,
+                }
+                for p in projects
+                for f in self.src.ips_by_project.get(p, [])
+            ]
+            return 200, {"floatingips": fips}, {}
         if path == "/volume/v3/admin/volumes/detail":
             pid = q.get("project_id", [None])[0]
             return (

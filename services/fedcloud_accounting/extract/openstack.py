@@ -327,6 +327,51 @@ class OpenStackUsageSource:
 
         return _call(f"nova instance actions of {server_id}", fetch)
 
+    def all_floating_ips(self) -> dict[str, list[FloatingIP]]:
+        def fetch() -> dict[str, list[FloatingIP]]:
+            ad = self._adapter("network")
+            fips = list(self._paged(ad, "/v2.0/floatingips", "floatingips", {}))
+            # the server behind a bound address: Neutron's port_details (fip-port-details),
+            # else the port itself, asked for only where it is missing
+            unknown = sorted(
+                {
+                    str(f["port_id"])
+                    for f in fips
+                    if f.get("port_id") and not isinstance(f.get("port_details"), dict)
+                }
+            )
+            devices: dict[str, Any] = {}
+            for i in range(0, len(unknown), 100):
+                for p in self._paged(
+                    ad,
+                    "/v2.0/ports",
+                    "ports",
+                    {"id": unknown[i : i + 100], "fields": ["id", "device_id"]},
+                ):
+                    devices[p["id"]] = p.get("device_id")
+            out: dict[str, list[FloatingIP]] = {}
+            for f in fips:
+                owner = str(f.get("project_id") or f.get("tenant_id") or "")
+                port = f.get("port_id")
+                details = f.get("port_details")
+                device = None
+                if port:
+                    device = (
+                        details.get("device_id") if isinstance(details, dict) else devices.get(port)
+                    )
+                out.setdefault(owner, []).append(
+                    FloatingIP(
+                        id=str(f["id"]),
+                        address=str(f.get("floating_ip_address") or ""),
+                        project_id=owner,
+                        port_id=port,
+                        device_id=device,
+                    )
+                )
+            return {k: sorted(v, key=lambda x: x.id) for k, v in out.items()}
+
+        return _call("neutron floating IPs (all projects)", fetch)
+
     def floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
         def fetch() -> list[FloatingIP]:
             ad = self._adapter("network")

@@ -51,6 +51,10 @@ class UsageSource(Protocol):
         """The project's floating IPs, with the server their port belongs to when bound."""
         ...
 
+    def all_floating_ips(self) -> dict[str, list[FloatingIP]]:
+        """Project id -> its floating IPs, as :meth:`floating_ips`, for every project at once."""
+        ...
+
     def volumes(self, project_id: str) -> Sequence[Volume]:
         """The project's volumes."""
         ...

@@ -146,7 +146,12 @@ class FakeSource:
         return list(self.actions_by_server.get(server_id, []))
 
     def floating_ips(self, project_id: str) -> Sequence[FloatingIP]:
+        self.calls.append(("floating_ips", project_id))
         return list(self.ips_by_project.get(project_id, []))
+
+    def all_floating_ips(self) -> dict[str, list[FloatingIP]]:
+        self.calls.append(("all_floating_ips", None))
+        return {p: list(v) for p, v in self.ips_by_project.items()}
 
     def volumes(self, project_id: str) -> Sequence[Volume]:
         return list(self.volumes_by_project.get(project_id, []))

@@ -65,3 +65,49 @@ def test_every_page_is_read_with_the_links_marker_on_our_endpoint():
     markers = [p.get("marker") for _, p in src._compute.requests]  # type: ignore[union-attr]
     assert markers == [None, ["s001"], ["s003"]]
     assert got[0].launched == datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+
+
+class _Network:
+    """Neutron: floating IPs of two projects, one without port_details; ports by id."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.fips = [
+            {
+                "id": "f1",
+                "floating_ip_address": "192.0.2.1",
+                "project_id": "p1",
+                "port_id": "pa",
+                "port_details": {"device_id": "vm-a"},
+            },
+            {"id": "f2", "floating_ip_address": "192.0.2.2", "project_id": "p1", "port_id": None},
+            {"id": "f3", "floating_ip_address": "2001:db8::3", "project_id": "p2", "port_id": "pb"},
+        ]
+        self.ports = [{"id": "pa", "device_id": "vm-a"}, {"id": "pb", "device_id": "vm-b"}]
+
+    def get(self, url, params=None, headers=None, raise_exc=True):
+        params = dict(params or {})
+        self.requests.append((url, params))
+        if url == "/v2.0/floatingips":
+            pid = params.get("project_id")
+            return _Resp({"floatingips": [f for f in self.fips if pid in (None, f["project_id"])]})
+        assert url == "/v2.0/ports", url
+        ids = params.get("id")
+        pid = params.get("project_id")
+        ports = [p for p in self.ports if (ids is None or p["id"] in ids)]
+        if pid is not None:
+            ports = [p for p in ports if {"pa": "p1", "pb": "p2"}[p["id"]] == pid]
+        return _Resp({"ports": ports})
+
+
+def test_all_floating_ips_at_once_are_those_of_each_project():
+    net = _Network()
+    src = OpenStackUsageSource(clients=None)  # type: ignore[arg-type]
+    src._adapter = lambda *types: net  # type: ignore[method-assign]
+    every = src.all_floating_ips()
+    assert [r[0] for r in net.requests] == ["/v2.0/floatingips", "/v2.0/ports"]
+    assert net.requests[1][1]["id"] == ["pb"]  # only the port without port_details
+    for pid in ("p1", "p2"):
+        assert every[pid] == list(src.floating_ips(pid))
+    assert [(f.id, f.device_id) for f in every["p1"]] == [("f1", "vm-a"), ("f2", None)]
+    assert [(f.id, f.device_id) for f in every["p2"]] == [("f3", "vm-b")]

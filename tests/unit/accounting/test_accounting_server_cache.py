@@ -158,16 +158,20 @@ def test_a_listing_of_a_newer_release_stops_the_run_untouched(tmp_path):
     assert f.read_text() == '{"version": 99, "servers": {}}\n'
 
 
-def test_a_complete_listing_of_many_projects_lists_the_deleted_servers_once(tmp_path):
+def test_a_complete_listing_of_many_projects_lists_deleted_servers_and_ips_once(tmp_path):
     src = fleet(400)
     run(tmp_path / "a", src, FLEET_END, cached=False)
     assert len(calls(src, "deleted_servers")) == 1
     assert {d for _, d in calls(src, "servers")} == {None}  # alive ones only, per project
+    assert len(calls(src, "all_floating_ips")) == 1  # floating IPs too
+    assert calls(src, "floating_ips") == []
     # nine projects: listed one by one, deleted servers included; the same messages
     few = fleet(400, projects=9)
     run(tmp_path / "b", few, FLEET_END, cached=False, projects=9)
     assert calls(few, "deleted_servers") == []
     assert None not in {d for _, d in calls(few, "servers")}
+    assert calls(few, "all_floating_ips") == []
+    assert len(calls(few, "floating_ips")) == 9
     # with listings kept, the next run asks only for changes, per project
     run(tmp_path / "a", src, FLEET_END)
     run(tmp_path / "a", src, FLEET_END + HOUR)
