@@ -20,6 +20,7 @@ from fedcloud_core import __version__
 from fedcloud_core.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
+    AppConfig,
     load_config,
     parse_config,
     render_sample,
@@ -31,7 +32,7 @@ from fedcloud_core.jobs import JobContext, JobSpec, execute
 from fedcloud_core.legacy import merge_fragments, scrub_secrets
 from fedcloud_core.logs import setup_logging
 from fedcloud_core.report import RunReport
-from fedcloud_core.scheduler import build_scheduler, run_forever
+from fedcloud_core.scheduler import RetryPolicy, build_scheduler, run_forever
 from fedcloud_core.tools import ToolSpec
 
 from . import oneshot, probes, registry, status, web
@@ -383,7 +384,11 @@ def cmd_job(args: argparse.Namespace) -> int:
     minutes = spec.interval(cfg) if spec.interval else 0
     if minutes <= 0:
         raise ConfigError(f"{spec.name} has no interval in the scheduler section; use --once")
-    run_forever(build_scheduler([(spec, minutes)], make_ctx, jitter=cfg.scheduler.jitter))
+    run_forever(
+        build_scheduler(
+            [(spec, minutes)], make_ctx, jitter=cfg.scheduler.jitter, retry=_retry_policy(cfg)
+        )
+    )
     return ExitCode.OK
 
 
@@ -476,8 +481,14 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     def make_ctx() -> JobContext:
         return JobContext(config=cfg, options=argparse.Namespace(once=True, dry_run=False))
 
-    run_forever(build_scheduler(selected, make_ctx, jitter=cfg.scheduler.jitter))
+    run_forever(
+        build_scheduler(selected, make_ctx, jitter=cfg.scheduler.jitter, retry=_retry_policy(cfg))
+    )
     return ExitCode.OK
+
+
+def _retry_policy(cfg: AppConfig) -> RetryPolicy:
+    return RetryPolicy(retries=cfg.scheduler.retries, backoff=cfg.scheduler.retry_backoff)
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -14,6 +14,19 @@ class SchedulerConfig(Section):
     ssm: int = Field(360, ge=0, description="ssm send every N minutes")
     images: int = Field(240, ge=0, description="images sync every N minutes")
     jitter: int = Field(30, ge=0, description="random start delay in seconds, to spread load")
+    retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="re-runs of a scheduled run that failed transient (exit 75), before the "
+        "job's next regular run; 0: none",
+    )
+    retry_backoff: int = Field(
+        60,
+        ge=1,
+        description="seconds before the first re-run of a run that failed transient; "
+        "doubled for each next one (60: after 1, 2, 4 minutes)",
+    )
     max_partial_runs: int = Field(
         3,
         ge=0,

@@ -69,3 +69,122 @@ def test_a_config_error_in_a_scheduled_run_fails_that_job_only(tmp_path, caplog)
     assert stored["status"] == "failed"
     assert stored["details"]["config_error"] is True
     assert json.loads((tmp_path / "status/ssm-send.json").read_text())["status"] == "ok"
+
+
+class _FakeClock:
+    """The scheduler's clock in a test: moved by hand, nothing sleeps."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance_to(self, when) -> None:
+        self.now = when
+
+
+def _flaky(outcomes: list[str]):
+    """A job whose runs end as ``outcomes`` says: transient, permanent or ok."""
+    from fedcloud_core.errors import PermanentError, TransientError
+
+    runs = []
+
+    def run(ctx):
+        runs.append(1)
+        outcome = outcomes.pop(0) if outcomes else "ok"
+        if outcome == "transient":
+            raise TransientError("the cloud did not answer")
+        if outcome == "permanent":
+            raise PermanentError("credentials refused")
+        return RunReport(job="cloud-info")
+
+    return run, runs
+
+
+def _retry_job(sched):
+    jobs = {j.id: j for j in sched.get_jobs()}
+    return jobs.get("cloud-info-retry")
+
+
+def test_a_transient_failure_is_retried_three_times_at_1_2_4_minutes(tmp_path):
+    """errors.py says the scheduler retries transient failures (issue 19): bounded (3
+    retries), with a doubling backoff, counted on the injected clock."""
+    from datetime import timedelta
+
+    from fedcloud_core.scheduler import RetryPolicy
+
+    cfg = parse_config(f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n", environ={})
+    clock = _FakeClock()
+    run, runs = _flaky(["transient"] * 10)
+    spec = JobSpec(name="cloud-info", help="", run=run)
+    sched = build_scheduler(
+        [(spec, 60)], lambda: JobContext(config=cfg), retry=RetryPolicy(3, 60), clock=clock
+    )
+    sched.get_jobs()[0].func()  # the regular run fails transient
+    delays = []
+    for _ in range(5):
+        retry = _retry_job(sched)
+        if retry is None:
+            break
+        delays.append(retry.trigger.run_date - clock.now)
+        clock.advance_to(retry.trigger.run_date)
+        sched.remove_job(retry.id)  # APScheduler drops a date job once it ran
+        retry.func(*retry.args, **retry.kwargs)
+    assert delays == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
+    assert len(runs) == 4  # the run and its 3 retries, then the next regular run
+    assert _retry_job(sched) is None
+
+
+def test_a_success_or_a_permanent_failure_is_not_retried(tmp_path):
+    cfg = parse_config(f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n", environ={})
+    for outcomes, retried in ((["ok"], False), (["permanent"], False), (["transient"], True)):
+        run, _ = _flaky(list(outcomes))
+        spec = JobSpec(name="cloud-info", help="", run=run)
+        sched = build_scheduler([(spec, 60)], lambda: JobContext(config=cfg), clock=_FakeClock())
+        sched.get_jobs()[0].func()
+        assert (_retry_job(sched) is not None) is retried, outcomes
+
+
+def test_retries_end_before_the_next_regular_run(tmp_path):
+    """With a 5-minute interval only the retries at +1 and +2 (+3 in all) fit; the one at
+    +4 more would come after the next regular run, which tries again anyway."""
+    from datetime import timedelta
+
+    from fedcloud_core.scheduler import RetryPolicy
+
+    policy = RetryPolicy(retries=3, backoff=60)
+    assert [policy.delay(n, 5 * 60) for n in (1, 2, 3, 4)] == [60, 120, None, None]
+    assert [policy.delay(n, 60 * 60) for n in (1, 2, 3, 4)] == [60, 120, 240, None]
+    assert RetryPolicy(retries=0).delay(1, 3600) is None
+
+    cfg = parse_config(f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n", environ={})
+    clock = _FakeClock()
+    run, runs = _flaky(["transient"] * 10)
+    spec = JobSpec(name="cloud-info", help="", run=run)
+    sched = build_scheduler([(spec, 5)], lambda: JobContext(config=cfg), clock=clock)
+    sched.get_jobs()[0].func()
+    seen = []
+    while (retry := _retry_job(sched)) is not None:
+        seen.append(retry.trigger.run_date - clock.now)
+        clock.advance_to(retry.trigger.run_date)
+        sched.remove_job(retry.id)
+        retry.func(*retry.args, **retry.kwargs)
+    assert seen == [timedelta(minutes=1), timedelta(minutes=2)]
+    assert len(runs) == 3
+
+
+def test_the_scheduler_retry_keys_come_from_the_config(tmp_path, monkeypatch):
+    from fedcloud_appliance import cli
+
+    cfg = parse_config(
+        f"site: {{name: S}}\npaths: {{state_dir: {tmp_path}}}\n"
+        "scheduler: {retries: 1, retry_backoff: 30}\n",
+        environ={},
+    )
+    policy = cli._retry_policy(cfg)
+    assert (policy.retries, policy.backoff) == (1, 30)
+    defaults = parse_config("site: {name: S}\n", environ={}).scheduler
+    assert (defaults.retries, defaults.retry_backoff) == (3, 60)
