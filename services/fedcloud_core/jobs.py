@@ -1,8 +1,8 @@
 """The one service shape: ``cli -> load config -> build clients -> run(ctx) -> RunReport``.
 
 A service describes each of its jobs with a :class:`JobSpec`; :func:`execute` runs one
-job once under its run lock, turns errors into a failed report (a :class:`ConfigError`
-into one marked ``details["config_error"]``, which the CLI exits 2 for), stores the report
+job once under its run lock, turns errors into a failed report (:meth:`RunReport.fail`:
+the error's type says transient, exit 75, or a :class:`ConfigError`, exit 2), stores the report
 (``status`` reads it), appends it to the job's run history (:mod:`.history`) and touches
 the heartbeat after a successful run.
 """

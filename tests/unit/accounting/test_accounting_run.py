@@ -127,6 +127,32 @@ def test_all_projects_failing_is_a_transient_failure(tmp_path):
     report = ex.run()
     assert report.fatal
     assert report.details["transient"] is True
+    assert report.exit_code == ExitCode.TRANSIENT
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["all-refused", "one-refused"])
+def test_refused_credentials_fail_the_run_permanent_not_transient(tmp_path, monkeypatch, mixed):
+    """Issue 19: a 401/403 from OpenStack was "retry later" (exit 75) in accounting only; a
+    revoked credential does not heal by retrying: exit 1, as in every service."""
+    from fedcloud_core.errors import OpenStackRefused, OpenStackUnavailable
+
+    src = standard_source()
+    src.failing_projects = {P1, P2}
+
+    def fail(project: str) -> None:
+        if project == P2 and mixed:
+            raise OpenStackUnavailable(f"nova servers.list (project {project}): 503")
+        raise OpenStackRefused(
+            f"nova servers.list (project {project}): credentials refused (HTTP 401)", status=401
+        )
+
+    monkeypatch.setattr(src, "_fail", fail)
+    ex, _ = extractor(tmp_path, src)
+    report = ex.run()
+    assert report.fatal == "every project failed (2)"
+    assert report.details["transient"] is False
+    assert report.exit_code == ExitCode.FAILED
+    assert any("credentials refused" in e and "a human must fix it" in e for e in report.errors)
 
 
 def test_vanished_flavor_uses_the_embedded_one_and_unknown_flavor_is_set_aside(tmp_path):
