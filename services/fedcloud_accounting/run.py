@@ -60,7 +60,7 @@ from .server_cache import FULL_EVERY, ServerCache
 log = logging.getLogger(__name__)
 JOB = "accounting-extract"
 ACTION_WORKERS = 4  # parallel os-instance-actions calls (one per server)
-ALL_PROJECTS_MIN = 10  # from this many projects on: deleted servers, floating IPs listed for all at once
+ALL_PROJECTS_MIN = 10  # from this many projects on, deleted servers and floating IPs of all at once
 
 
 def _check_rendered_cloud_message(text: str) -> list[str]:
