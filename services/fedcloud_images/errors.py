@@ -40,6 +40,8 @@ class ListRejected(ImagesError):
 class DownloadError(ImagesError):
     """An image cannot be fetched (refused, larger than the maximum, no room in the cache)."""
 
+    bytes_received = 0  # what the failed download's attempts received (set by the downloader)
+
 
 class ImageCorrupt(DownloadError):
     """The bytes do not match the list's size or digest (after the bounded retries)."""

@@ -4,8 +4,12 @@ Every request has connect/read timeouts (a stalled server raises a read timeout 
 the next attempt resumes where the data stopped). The size announced by the list is
 checked against the maximum image size and the free space before starting and against
 the bytes received; while writing, the bytes received are checked against the maximum
-(announced size or not) and the free space is checked again every ``space_check_bytes``
-(other downloads run in parallel). A digest mismatch discards the partial file and
+(announced size or not) and the free space is checked again every ``space_check_bytes``.
+Parallel downloads share the free space through a process-wide reservation ledger
+(:mod:`.space`): a download reserves the bytes it still has to write, and a check counts
+the free space less the other downloads' reservations. A full disk or quota while
+writing (ENOSPC, EDQUOT) is the same clean "not enough free space in <dir>" failure as a
+failed check: not retried, the ``.part`` removed. A digest mismatch discards the partial file and
 starts over; after the bounded retries the image is reported as failed. The verified
 file is fsynced before its rename from ``.part`` and the rename is fsynced too: a file
 with the final name is complete after a crash. :func:`verify_file` re-checks a cached
@@ -18,7 +22,7 @@ import hashlib
 import http.client
 import logging
 import os
-import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +36,7 @@ import urllib3
 from ..errors import DownloadError, DownloadUnavailable, ImageCorrupt
 from ..model import ImageEntry
 from .progress import Progress
+from .space import LEDGER, NoRoom, Reservation, SpaceLedger, disk_free, is_no_space
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +62,6 @@ class _ReadFailed(Exception):
 
 class _NoRoom(DownloadError):
     """Larger than the maximum image size, or the cache is full: not retried, nothing kept."""
-
-
-def _free_bytes(where: Path) -> int:
-    return shutil.disk_usage(where).free
 
 
 def hash_file(h: Any, path: Path) -> None:
@@ -146,7 +147,8 @@ class Downloader:
         space_check_bytes: int = 64 * CHUNK,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        free_bytes: Callable[[Path], int] = _free_bytes,
+        free_bytes: Callable[[Path], int] = disk_free,
+        ledger: SpaceLedger = LEDGER,
     ):
         self.http = http
         self.timeout = (connect_timeout, read_timeout)
@@ -158,17 +160,36 @@ class Downloader:
         self.progress = progress
         self.sleep = sleep
         self.free_bytes = free_bytes
+        self._local = threading.local()
+        self.ledger = ledger
 
     def fetch(self, entry: ImageEntry, dest: Path) -> Downloaded:
-        """Download ``entry`` to ``dest`` (verified). Raises DownloadError / ImageCorrupt."""
+        """Download ``entry`` to ``dest`` (verified). Raises DownloadError / ImageCorrupt.
+
+        The download holds a reservation in the ledger (its announced size, less what is
+        written) from its first free-space check to its end, so that parallel downloads do
+        not count the same free bytes. A failure's ``bytes_received`` is what every attempt
+        received (written to the ``.part`` file) before it failed."""
         dest.parent.mkdir(parents=True, exist_ok=True)
+        received = [0]  # bytes written by every attempt, failed ones included
+        room = self.ledger.open(dest.parent)
+        try:
+            return self._fetch(entry, dest, received, room)
+        except DownloadError as exc:
+            exc.bytes_received = received[0]
+            raise
+        finally:
+            room.release()
+
+    def _fetch(
+        self, entry: ImageEntry, dest: Path, received: list[int], room: Reservation
+    ) -> Downloaded:
         part = dest.with_name(dest.name + ".part")
         if self.max_bytes is not None and entry.size is not None and entry.size > self.max_bytes:
             raise DownloadError(
                 f"{entry.identifier}: announced size {entry.size} bytes exceeds the maximum image "
                 f"size ({self.max_bytes} bytes, images.max_image_gb); refused"
             )
-        received = [0]  # bytes written by every attempt, failed ones included
         last: Exception | None = None
         corrupt = False
         for attempt in range(1, self.retries + 2):
@@ -184,7 +205,7 @@ class Downloader:
                 )
                 self.sleep(delay)
             try:
-                self._attempt(entry, part, received)
+                self._attempt(entry, part, received, room)
             except _Retry as exc:
                 last, corrupt = exc, False
                 continue
@@ -206,16 +227,33 @@ class Downloader:
         raise DownloadUnavailable(f"{entry.identifier}: {last} (after {self.retries + 1} attempts)")
 
     def _check_space(
-        self, entry: ImageEntry, where: Path, offset: int, *, during: bool = False
+        self,
+        entry: ImageEntry,
+        where: Path,
+        offset: int,
+        room: Reservation,
+        *,
+        during: bool = False,
     ) -> None:
-        free = self.free_bytes(where)
+        """Free space minus the other downloads' reservations must hold the rest of this one
+        plus ``min_free``; ``room`` is resized to the rest in the same step."""
         remaining = max(0, entry.size - offset) if entry.size is not None else 0
-        if free < remaining + self.min_free:
-            raise _NoRoom(
-                f"{entry.identifier}: not enough free space in the cache "
-                + ("while downloading " if during else "")
-                + f"({free} bytes free, {remaining} needed plus {self.min_free} kept free)"
+        try:
+            self.ledger.claim(
+                room, where, remaining, keep_free=self.min_free, free_bytes=self.free_bytes
             )
+        except NoRoom as exc:
+            raise _NoRoom(
+                f"{entry.identifier}: {exc}" + (" (while downloading)" if during else "")
+            ) from None
+
+    def _buffers(self) -> list[memoryview]:
+        """This thread's read buffers, allocated on first use and reused by its next downloads
+        (a small image touches one; zeroing 32 MiB per 4 KiB image would dominate)."""
+        bufs: list[memoryview] | None = getattr(self._local, "bufs", None)
+        if bufs is None:
+            bufs = self._local.bufs = []
+        return bufs
 
     def _stream(
         self,
@@ -226,6 +264,7 @@ class Downloader:
         part: Path,
         offset: int,
         received: list[int],
+        room: Reservation,
     ) -> int:
         """Copy the body to ``out`` and into ``h``; returns the file's size.
 
@@ -235,7 +274,7 @@ class Downloader:
         slowest of the three (sha512 is a few hundred MiB/s per core). A buffer is refilled
         only once its digest update is done. The checks run once per buffer."""
         readinto = body_reader(resp)
-        bufs = [memoryview(bytearray(BUFFER)) for _ in range(BUFFERS)]
+        bufs = self._buffers()
         pending: list[Future[None] | None] = [None] * BUFFERS
         total = offset
         next_check = total + self.space_check_bytes
@@ -246,6 +285,8 @@ class Downloader:
                 while True:
                     if (f := pending[i]) is not None:
                         f.result()
+                    if i == len(bufs):  # the first large download of this thread
+                        bufs.append(memoryview(bytearray(BUFFER)))
                     buf = bufs[i]
                     n, failed = _fill(readinto, buf)
                     if not n and not failed:
@@ -261,9 +302,11 @@ class Downloader:
                         )
                     if total >= next_check:
                         next_check = total + self.space_check_bytes
-                        self._check_space(entry, part.parent, total, during=True)
+                        self._check_space(entry, part.parent, total, room, during=True)
                     data = buf[:n]
                     _write_all(fd, data)
+                    if entry.size is not None:  # written: no longer free, no longer reserved
+                        room.remaining = max(0, entry.size - total)
                     pending[i] = hasher.submit(h.update, data)
                     if self.progress:
                         self.progress.update(entry.identifier, n)
@@ -276,7 +319,9 @@ class Downloader:
                         f.result()
         return total
 
-    def _attempt(self, entry: ImageEntry, part: Path, received: list[int]) -> None:
+    def _attempt(
+        self, entry: ImageEntry, part: Path, received: list[int], room: Reservation
+    ) -> None:
         h = hashlib.new(entry.digest_algo)
         offset = part.stat().st_size if part.exists() else 0
         if entry.size is not None and offset > entry.size:
@@ -284,7 +329,7 @@ class Downloader:
             offset = 0
         if offset:  # resume: the digest must cover the bytes already there
             hash_file(h, part)
-        self._check_space(entry, part.parent, offset)
+        self._check_space(entry, part.parent, offset, room)
         headers = {"Accept-Encoding": "identity", **entry.headers}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -315,13 +360,20 @@ class Downloader:
                         f"{entry.identifier}: HTTP {resp.status_code} from {entry.uri}"
                     )
                 with part.open(mode) as out:
-                    total = self._stream(resp, out, h, entry, part, offset, received)
+                    total = self._stream(resp, out, h, entry, part, offset, received, room)
                     out.flush()
                     os.fsync(out.fileno())
         except _ReadFailed as exc:
             raise _Retry(str(exc)) from None
         except requests.RequestException as exc:
             raise _Retry(f"{type(exc).__name__} before the body") from None
+        except OSError as exc:  # the disk (or the quota) filled up while writing
+            if not is_no_space(exc):
+                raise
+            raise _NoRoom(
+                f"{entry.identifier}: not enough free space in {part.parent}: "
+                f"{exc.strerror or exc} while writing {part.name}"
+            ) from None
         if entry.size is not None and total < entry.size:
             raise _Retry(f"connection ended after {total} of {entry.size} bytes")
         if h.hexdigest() != entry.digest:

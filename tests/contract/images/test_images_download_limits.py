@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from fedcloud_images.cache.download import Downloader, verify_file
+from fedcloud_images.cache.space import SpaceLedger
 from fedcloud_images.errors import DownloadError
 from fedcloud_images.model import ImageEntry
 from fedcloud_images.sources.http import make_session
@@ -75,7 +78,7 @@ def test_free_space_is_checked_again_while_writing(
         return 10**15 if len(calls) == 1 else 512 * 1024  # another download took the rest
 
     dl = _dl(free_bytes=free, space_check_bytes=MiB, min_free_bytes=MiB)
-    with pytest.raises(DownloadError, match="not enough free space in the cache while downloading"):
+    with pytest.raises(DownloadError, match=r"not enough free space in .*\(while downloading\)"):
         dl.fetch(_entry(url, len(DATA) if announced else None), tmp_path / "x.img")
     assert len(calls) == 2
     assert list(tmp_path.iterdir()) == []
@@ -117,3 +120,69 @@ def test_verify_file_checks_size_and_digest(tmp_path: Path) -> None:
     p.write_bytes(DATA[:-1])
     assert not verify_file(e, p)
     assert not verify_file(e, tmp_path / "missing")
+
+
+# ------------------------------------------------------------------ shared free space (ledger)
+
+
+def test_a_download_counts_the_space_other_downloads_reserved(
+    http_server: Any, tmp_path: Path
+) -> None:
+    """Two downloads that each fit alone, not together: the second is refused before it
+    writes (the first one's announced size is reserved), with the clean message."""
+    url = http_server.put("/lim/ledger.img", DATA)
+    ledger = SpaceLedger()
+    free = 5 * MiB  # DATA is 3 MiB: one fits, two do not
+    other = ledger.open(tmp_path)  # a parallel download of 3 MiB in progress
+    ledger.claim(other, tmp_path, len(DATA), free_bytes=lambda p: free)
+    dl = _dl(free_bytes=lambda p: free, ledger=ledger)
+    with pytest.raises(DownloadError, match="not enough free space in ") as err:
+        dl.fetch(_entry(url, len(DATA)), tmp_path / "x.img")
+    assert "reserved by other downloads" in str(err.value)
+    assert http_server.hits("/lim/ledger.img") == []  # refused before any request
+    assert ledger.reserved(tmp_path) == len(DATA)  # its own reservation was released
+    other.release()
+    got = dl.fetch(_entry(url, len(DATA)), tmp_path / "x.img")  # the space is back
+    assert got.path.read_bytes() == DATA
+    assert ledger.reserved(tmp_path) == 0
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_disk_full_while_writing_is_a_clean_no_space_error(
+    http_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """The free-space checks passed, then the disk (or the quota) filled up anyway:
+    the download fails with "not enough free space in <dir>", not a raw OSError, its
+    .part is removed, it is not retried, and the bytes it received are counted."""
+    from fedcloud_images.cache import download
+
+    url = http_server.put(f"/lim/enospc-{code}.img", DATA)
+    real_write = os.write
+    written = [0]
+
+    def write(fd: int, data: Any) -> int:
+        if written[0] + len(data) > 2 * MiB:  # a 2 MiB disk
+            raise OSError(code, os.strerror(code))
+        n = real_write(fd, data)
+        written[0] += n
+        return n
+
+    monkeypatch.setattr(download.os, "write", write)
+    ledger = SpaceLedger()
+    with pytest.raises(DownloadError, match=f"not enough free space in {tmp_path}: ") as err:
+        _dl(ledger=ledger).fetch(_entry(url, len(DATA)), tmp_path / "x.img")
+    monkeypatch.undo()
+    assert type(err.value).__mro__[1:].count(OSError) == 0
+    assert os.strerror(code) in str(err.value)
+    assert err.value.bytes_received > 0  # bytes did arrive before the disk filled up
+    assert list(tmp_path.iterdir()) == []  # no .part left to fill the disk
+    assert len(http_server.hits(f"/lim/enospc-{code}.img")) == 1  # not retried
+    assert ledger.reserved(tmp_path) == 0
+
+
+def test_a_failed_download_reports_the_bytes_it_received(http_server: Any, tmp_path: Path) -> None:
+    url = http_server.put("/lim/corrupt.img", DATA)
+    e = dataclasses.replace(_entry(url, len(DATA)), digest=hashlib.sha512(b"other").hexdigest())
+    with pytest.raises(DownloadError) as err:
+        _dl(retries=1).fetch(e, tmp_path / "x.img")
+    assert err.value.bytes_received == 2 * len(DATA)  # both attempts, both discarded
