@@ -111,3 +111,42 @@ def test_all_floating_ips_at_once_are_those_of_each_project():
         assert every[pid] == list(src.floating_ips(pid))
     assert [(f.id, f.device_id) for f in every["p1"]] == [("f1", "vm-a"), ("f2", None)]
     assert [(f.id, f.device_id) for f in every["p2"]] == [("f3", "vm-b")]
+
+
+class _Actions:
+    """os-instance-actions, newest first, in pages of at most ``limit``."""
+
+    def __init__(self, n: int):
+        self.actions = [
+            {
+                "action": "reboot",
+                "request_id": f"req-{i:04d}",
+                "start_time": f"2026-01-01T00:{i % 60:02d}:00.000000",
+            }
+            for i in range(n)
+        ][::-1]
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def get(self, url, params=None, headers=None, raise_exc=True):
+        assert url == "/servers/s1/os-instance-actions", url
+        assert headers["X-OpenStack-Nova-API-Version"] == "2.61"
+        self.requests.append((url, dict(params)))
+        rows = self.actions
+        if "marker" in params:
+            rows = rows[[a["request_id"] for a in rows].index(params["marker"]) + 1 :]
+        return _Resp({"instanceActions": rows[: params["limit"]]})
+
+
+@pytest.mark.parametrize(("n", "calls"), [(0, 1), (3, 1), (4, 2), (9, 3)])
+def test_the_actions_of_a_server_are_read_page_by_page(monkeypatch, n, calls):
+    from fedcloud_accounting.extract import openstack
+
+    monkeypatch.setattr(openstack, "PAGE", 4)
+    nova = _Actions(n)
+    src = OpenStackUsageSource(clients=None)  # type: ignore[arg-type]
+    src._compute = nova  # type: ignore[assignment]
+    got = src.actions("s1")
+    assert len(got) == n
+    assert len(nova.requests) == calls
+    assert {a.name for a in got} <= {"reboot"}
+    assert [a.time for a in got] == sorted((a.time for a in got), reverse=True)
