@@ -12,8 +12,10 @@ shared by ``images.upload_workers`` threads; each image's outcome is its own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,8 +30,9 @@ from fedcloud_core.report import RunReport
 
 from .cache import convert
 from .cache.download import Downloader, verify_file
+from .cache.space import is_no_space
 from .cache.state import ImageState, MembersState, State
-from .errors import ListRejected
+from .errors import DownloadError, ListRejected
 from .glance import GlanceImages, image_properties, min_disk_gb
 from .model import ImageEntry, ImageList
 from .verify import check_version
@@ -136,6 +139,7 @@ class ImageSync:
         projects = self.deps.projects(sub.vo) if sub.visibility == "shared" else []
         accept_with = self.deps.member_client(sub.member_cloud) if sub.member_cloud else None
         members_seen = state.members(name) if sub.visibility == "shared" else {}
+        known = {} if self.dry_run else {st.identifier: st for st in state.images(name)}
         live: set[str] = set()  # Glance ids of this source's images after the run
 
         todo: list[ImageEntry] = []
@@ -163,7 +167,8 @@ class ImageSync:
                     else self._refresh(keep, e, sub, projects, accept_with, members=check)
                 )
                 if check and not self.dry_run:
-                    state.save_members(name, keep["id"], projects)
+                    members = (name, keep["id"], projects)
+                    self._record(report, name, e, "its members", state.save_members, *members)
             except Exception as exc:  # noqa: BLE001 - one image never stops the source
                 log.warning("%s: image %s: Glance update failed: %s", name, e.identifier, exc)
                 report.count("images_failed")
@@ -171,6 +176,7 @@ class ImageSync:
                 _note_image(report, name, sub.vo, e, "failed", f"Glance update failed: {exc}")
                 continue  # its duplicates stay too until it is in order
             self._retire_others(name, e.identifier, imgs, keep, report)
+            self._known(report, name, e, keep, known.get(e.identifier))
             report.count("images_updated" if changed else "images_unchanged")
             _note_image(report, name, sub.vo, e, "updated" if changed else "unchanged")
             if changed:
@@ -192,9 +198,11 @@ class ImageSync:
             for st in state.images(name):
                 if st.identifier not in keep_ids:
                     shutil.rmtree(self._dir(name, st.identifier), ignore_errors=True)
-                    state.forget_image(name, st.identifier)
-            state.forget_members(name, live)
-            state.accept_list(name, il.version, il.content_hash, il.identifier or None)
+                    gone = f"forgetting {st.identifier}"
+                    self._record(report, name, None, gone, state.forget_image, name, st.identifier)
+            self._record(report, name, None, "members", state.forget_members, name, live)
+            accepted = (name, il.version, il.content_hash, il.identifier or None)
+            self._record(report, name, None, "the list's acceptance", state.accept_list, *accepted)
 
     def _upload_all(
         self,
@@ -246,9 +254,11 @@ class ImageSync:
                 continue
             ready.state.glance_id = img["id"]
             live.add(img["id"])
-            state.save_image(ready.state)
+            what = f"its Glance image {img['id']}"
+            self._record(report, name, e, what, state.save_image, ready.state)
             if sub.visibility == "shared":
-                state.save_members(name, img["id"], projects)
+                members = (name, img["id"], projects)
+                self._record(report, name, e, "its members", state.save_members, *members)
             self._retire_others(name, e.identifier, imgs, img, report)
             self._clean_cache(name, e, ready.state)
             report.count("images_updated" if imgs else "images_new")
@@ -258,6 +268,49 @@ class ImageSync:
             )
 
     # ------------------------------------------------------------------ helpers
+
+    def _record(
+        self,
+        report: RunReport,
+        source: str,
+        e: ImageEntry | None,
+        what: str,
+        write: Callable[..., None],
+        *args: Any,
+    ) -> bool:
+        """One state database write; a failure (disk full, I/O error) is reported and the run
+        goes on. Nothing in Glance depends on it: the next run finds an uploaded image by
+        its managed properties and owner, and records it then."""
+        try:
+            write(*args)
+            return True
+        except sqlite3.Error as exc:
+            where = f"{source}: image {e.identifier}" if e else source
+            report.count("state_writes_failed")
+            report.error(
+                f"{where}: could not record {what} in the state database "
+                f"{self.deps.state.path}: {exc} (recorded by the next run)"
+            )
+            log.warning("%s: state database write failed (%s): %s", where, what, exc)
+            return False
+
+    def _known(
+        self, report: RunReport, source: str, e: ImageEntry, img: Any, st: ImageState | None
+    ) -> None:
+        """Record a current Glance image the state does not know (its state write failed in
+        an earlier run): one write, only then."""
+        if self.dry_run or (
+            st is not None and st.glance_id == img["id"] and st.image_hash == e.image_hash
+        ):
+            return
+        new = (
+            dataclasses.replace(st, glance_id=img["id"])
+            if st is not None and st.image_hash == e.image_hash
+            else ImageState(source, e.identifier, e.image_hash, glance_id=img["id"])
+        )
+        self._record(
+            report, source, e, f"its Glance image {img['id']}", self.deps.state.save_image, new
+        )
 
     def _report_foreign(self, source: str, img: Any, report: RunReport) -> None:
         """An image that looks managed but another project owns: never shared, updated, retired."""
@@ -333,7 +386,8 @@ class ImageSync:
             return []
         if self.dry_run:
             return [_Ready(e, ImageState(source, e.identifier, e.image_hash)) for e in todo]
-        states = {e.identifier: self.deps.state.image(source, e.identifier) for e in todo}
+        state = self.deps.state
+        states = {e.identifier: state.image(source, e.identifier) for e in todo}
         if self.deps.downloader.progress:
             for e in todo:
                 self.deps.downloader.progress.expect(e.size)
@@ -345,10 +399,8 @@ class ImageSync:
             )
         for r in results:
             report.count("bytes_downloaded", r.downloaded)
-            if not r.error:
-                self.deps.state.save_image(r.state)
-            elif r.state.attempts:
-                self.deps.state.save_image(r.state)
+            if not r.error or r.state.attempts:
+                self._record(report, source, r.entry, "its download", state.save_image, r.state)
         return results
 
     def _prepare_guarded(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
@@ -394,9 +446,17 @@ class ImageSync:
                 min_free_bytes=self.cfg.min_free_mb * 1024 * 1024,
             )
         except FedcloudError as exc:
+            if isinstance(exc, DownloadError):  # what failed attempts received counts too
+                ready.downloaded = exc.bytes_received
             new.last_error = str(exc)
             new.attempts = new.attempts or self.cfg.retries + 1
             ready.error = str(exc)
+            return ready
+        except OSError as exc:  # the cache's disk or quota full outside the download
+            if not is_no_space(exc):
+                raise
+            new.last_error = ready.error = f"not enough free space in {d}: {exc.strerror or exc}"
+            new.attempts = new.attempts or 1
             return ready
         new.path, new.upload_path = str(orig), str(prep.path)
         new.upload_format, new.upload_size, new.virtual_size = (
