@@ -247,8 +247,10 @@ def test_the_image_replication_sees_only_appliance_yaml_and_its_credentials(bund
     assert "clouds.yaml" in seen["scheduler"], seen
     # another job's secret file, beside appliance.yaml on the host (ssm.ams_token_file)
     token = bundle.config_dir / "ams-token"
-    token.write_text("not-for-the-images-job\n")
-    token.chmod(0o644)
+    # written by a subprocess: the suite's guard counts every open() outside the repository
+    subprocess.run(
+        ["sh", "-c", f"umask 022; echo not-for-the-images-job > {token}"], check=True, timeout=10
+    )
     env = ["-e", "FEDCLOUD__SSM__AMS_TOKEN_FILE=/etc/fedcloud-appliance/ams-token"]
     cfg = "/etc/fedcloud-appliance/appliance.yaml"
     try:
