@@ -116,6 +116,14 @@ class HashingReader:
 
 
 @dataclass
+class Upload:
+    """An image created and uploaded, not checked yet: what was sent, as hashed on the way."""
+
+    image: Any
+    reader: HashingReader
+
+
+@dataclass
 class Scan:
     """The images of one source in Glance: ours, and look-alikes owned by other projects."""
 
@@ -181,6 +189,35 @@ class GlanceImages:
         properties: dict[str, str],
         path: Path,
     ) -> Any:
+        """Create, upload and check one image (a GET after the upload)."""
+        up = self.upload_new(
+            name=name,
+            disk_format=disk_format,
+            visibility=visibility,
+            min_ram=min_ram,
+            min_disk=min_disk,
+            properties=properties,
+            path=path,
+        )
+        got = self.check_uploads([up], listed={})[up.image["id"]]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    @_classified("Glance image create/upload")
+    def upload_new(
+        self,
+        *,
+        name: str,
+        disk_format: str,
+        visibility: str,
+        min_ram: int,
+        min_disk: int,
+        properties: dict[str, str],
+        path: Path,
+    ) -> Upload:
+        """Create an image and upload ``path``, hashing what is sent (checked later by
+        :meth:`check_uploads`). A failed upload deletes the incomplete image."""
         img = self.glance.images.create(
             name=name,
             disk_format=disk_format,
@@ -196,16 +233,52 @@ class GlanceImages:
             with path.open("rb") as fh:
                 reader = HashingReader(fh)
                 self.glance.images.upload(img["id"], reader, image_size=size)
-            stored = self.glance.images.get(img["id"])
-            self._check_stored(stored, reader)
         except Exception:
-            log.warning("upload of %s failed; removing the incomplete image %s", name, img["id"])
-            try:
-                self.glance.images.delete(img["id"])
-            except Exception as exc:  # noqa: BLE001 - best effort; report the original failure
-                log.warning("could not delete the incomplete image %s: %s", img["id"], exc)
+            self._drop_incomplete(img, name)
             raise
-        return stored
+        return Upload(img, reader)
+
+    def check_uploads(
+        self, uploads: list[Upload], *, listed: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Glance id -> the stored image, checked against what was sent (status, size, sha512,
+        md5), or the exception that failed it; a failed image is deleted.
+
+        The stored images are read with one listing of their source (the same filtered,
+        paged listing as :meth:`scan`: one request for up to 1,000 images instead of a GET
+        per image); an image the listing lacks, or every one when ``listed`` is given (an
+        empty dict: GET each), is read by id."""
+        if listed is None:
+            listed = self._list_uploaded(uploads)
+        out: dict[str, Any] = {}
+        for up in uploads:
+            iid = up.image["id"]
+            try:
+                stored = listed.get(iid) or self.glance.images.get(iid)
+                self._check_stored(stored, up.reader)
+                out[iid] = stored
+            except Exception as exc:  # noqa: BLE001 - that image's failure, reported by the caller
+                self._drop_incomplete(up.image, up.image.get("name"))
+                out[iid] = exc
+        return out
+
+    @_classified("Glance images.list")
+    def _list_uploaded(self, uploads: list[Upload]) -> dict[str, Any]:
+        listed: dict[str, Any] = {}
+        for source in sorted({str(u.image.get("image_list")) for u in uploads}):
+            for img in self.glance.images.list(
+                filters={"tag": [self.tag], "visibility": "all", "image_list": source},
+                page_size=PAGE_SIZE,
+            ):
+                listed[img["id"]] = img
+        return listed
+
+    def _drop_incomplete(self, img: Any, name: Any) -> None:
+        log.warning("upload of %s failed; removing the incomplete image %s", name, img["id"])
+        try:
+            self.glance.images.delete(img["id"])
+        except Exception as exc:  # noqa: BLE001 - best effort; report the original failure
+            log.warning("could not delete the incomplete image %s: %s", img["id"], exc)
 
     @staticmethod
     def _check_stored(stored: Any, reader: HashingReader) -> None:

@@ -17,8 +17,9 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from .cache.download import Downloader, verify_file
 from .cache.space import is_no_space
 from .cache.state import ImageState, MembersState, State
 from .errors import DownloadError, ListRejected
-from .glance import GlanceImages, image_properties, min_disk_gb
+from .glance import GlanceImages, Upload, image_properties, min_disk_gb
 from .model import ImageEntry, ImageList
 from .verify import check_version
 
@@ -99,7 +100,8 @@ class ImageSync:
         report.details.setdefault("rejected", {})
         for src in self.deps.sources:
             try:
-                self.sync_source(src, report)
+                with self._batch(src.name, report):  # commits in groups, and at the end
+                    self.sync_source(src, report)
             except FedcloudError as exc:
                 report.error(f"{src.name}: {exc}")
             except Exception as exc:  # one source never stops the others
@@ -218,54 +220,94 @@ class ImageSync:
     ) -> None:
         """Create, upload and share the prepared images on ``uploads`` (bounded workers).
 
-        Only the Glance calls of :meth:`_create` run in the workers; the state database, the
-        report and retiring the replaced image stay in this thread, taken in list order as
-        each image's upload ends. An upload's failure is that image's alone."""
-        state = self.deps.state
-        jobs: list[tuple[_Ready, Future[Any] | None]] = []
-        for ready in self._prepare_all(name, todo, report):
-            fut = None
-            if not ready.error and not self.dry_run:
-                fut = uploads.submit(
-                    self._create, sub, ready.entry, ready.state, projects, accept_with
-                )
-            jobs.append((ready, fut))
-        for ready, fut in jobs:
-            e = ready.entry
-            imgs = by_id.get(e.identifier, [])
-            if ready.error:
-                report.count("images_failed")
-                report.error(
-                    f"{name}: image {e.identifier}: {ready.error}"
-                    + (" (the previous version stays)" if imgs else "")
-                )
-                _note_image(report, name, sub.vo, e, "failed", str(ready.error))
-                continue
-            if self.dry_run:
-                report.count("images_updated" if imgs else "images_new")
-                continue
-            assert fut is not None
-            try:
-                img = fut.result()
-            except Exception as exc:  # noqa: BLE001 - Glance errors are many types; report and go on
-                report.count("images_failed")
-                report.error(f"{name}: image {e.identifier}: Glance upload failed: {exc}")
-                _note_image(report, name, sub.vo, e, "failed", f"Glance upload failed: {exc}")
-                continue
-            ready.state.glance_id = img["id"]
-            live.add(img["id"])
-            what = f"its Glance image {img['id']}"
-            self._record(report, name, e, what, state.save_image, ready.state)
+        Three steps, each image's failure its own: (1) create + upload in the workers, each
+        image as soon as it is prepared (downloads and uploads overlap); (2) check every
+        stored image against what was sent, from one listing of the source; (3) share the
+        checked ones in the workers (add + accept each member). Only Glance calls run in
+        the workers; the state database (committed in groups, :meth:`State.batch`), the
+        report and retiring the replaced image stay in this thread, in list order."""
+        with self._batch(name, report):
+            jobs: list[tuple[_Ready, Future[Any] | None]] = []
+            for ready in self._prepare_all(name, todo, report):
+                fut = None
+                if not ready.error and not self.dry_run:
+                    fut = uploads.submit(self._upload, sub, ready.entry, ready.state)
+                jobs.append((ready, fut))
+            outcome: dict[str, Any] = {}  # identifier -> stored image, or the exception
+            sent: dict[str, Upload] = {}
+            for ready, fut in jobs:
+                if fut is None:
+                    continue
+                try:
+                    sent[ready.entry.identifier] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - that image's failure
+                    outcome[ready.entry.identifier] = exc
+            if sent:
+                checked = self.deps.glance.check_uploads(list(sent.values()))
+                for ident, up in sent.items():
+                    outcome[ident] = checked[up.image["id"]]
+            shares: dict[str, Future[Any]] = {}
             if sub.visibility == "shared":
-                members = (name, img["id"], projects)
-                self._record(report, name, e, "its members", state.save_members, *members)
-            self._retire_others(name, e.identifier, imgs, img, report)
-            self._clean_cache(name, e, ready.state)
-            report.count("images_updated" if imgs else "images_new")
-            _note_image(report, name, sub.vo, e, "updated" if imgs else "new")
-            log.info(
-                "%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"]
+                for ident, got in outcome.items():
+                    if not isinstance(got, Exception):
+                        shares[ident] = uploads.submit(
+                            self.deps.glance.ensure_members, got, projects, accept_with, new=True
+                        )
+            for ident, fut in shares.items():
+                try:
+                    fut.result()
+                except Exception as exc:  # noqa: BLE001 - stays unshared; next run lists members
+                    outcome[ident] = exc
+            for ready, _ in jobs:
+                got = outcome.get(ready.entry.identifier)
+                self._uploaded(name, sub, ready, got, by_id, projects, live, report)
+
+    def _uploaded(
+        self,
+        name: str,
+        sub: Target,
+        ready: _Ready,
+        got: Any,
+        by_id: dict[str, list[Any]],
+        projects: list[str],
+        live: set[str],
+        report: RunReport,
+    ) -> None:
+        """Account for one prepared image once its upload ended (in the run's thread)."""
+        state = self.deps.state
+        e = ready.entry
+        imgs = by_id.get(e.identifier, [])
+        if ready.error:
+            report.count("images_failed")
+            report.error(
+                f"{name}: image {e.identifier}: {ready.error}"
+                + (" (the previous version stays)" if imgs else "")
             )
+            _note_image(report, name, sub.vo, e, "failed", str(ready.error))
+            return
+        if self.dry_run:
+            report.count("images_updated" if imgs else "images_new")
+            return
+        if isinstance(got, Exception):  # Glance errors are many types; report and go on
+            report.count("images_failed")
+            report.error(f"{name}: image {e.identifier}: Glance upload failed: {got}")
+            _note_image(report, name, sub.vo, e, "failed", f"Glance upload failed: {got}")
+            return
+        img = got
+        ready.state.glance_id = img["id"]
+        live.add(img["id"])
+        self._record(
+            report, name, e, f"its Glance image {img['id']}", state.save_image, ready.state
+        )
+        if sub.visibility == "shared":
+            self._record(
+                report, name, e, "its members", state.save_members, name, img["id"], projects
+            )
+        self._retire_others(name, e.identifier, imgs, img, report)
+        self._clean_cache(name, e, ready.state)
+        report.count("images_updated" if imgs else "images_new")
+        _note_image(report, name, sub.vo, e, "updated" if imgs else "new")
+        log.info("%s: %s %s as %s", name, e.identifier, "replaced" if imgs else "added", img["id"])
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,6 +335,19 @@ class ImageSync:
             )
             log.warning("%s: state database write failed (%s): %s", where, what, exc)
             return False
+
+    @contextmanager
+    def _batch(self, source: str, report: RunReport) -> Iterator[None]:
+        """:meth:`State.batch`; a failed final commit is reported, not raised."""
+        try:
+            with self.deps.state.batch():
+                yield
+        except sqlite3.Error as exc:
+            report.count("state_writes_failed")
+            report.error(
+                f"{source}: could not commit to the state database {self.deps.state.path}: "
+                f"{exc} (recorded by the next run)"
+            )
 
     def _known(
         self, report: RunReport, source: str, e: ImageEntry, img: Any, st: ImageState | None
@@ -381,11 +436,16 @@ class ImageSync:
     def _name(self, sub: Target, e: ImageEntry) -> str:
         return f"{self.cfg.name_prefix}{sub.prefix}{e.title}"
 
-    def _prepare_all(self, source: str, todo: list[ImageEntry], report: RunReport) -> list[_Ready]:
+    def _prepare_all(
+        self, source: str, todo: list[ImageEntry], report: RunReport
+    ) -> Iterator[_Ready]:
+        """Download, verify and convert ``todo`` on ``images.concurrency`` threads; yields
+        each result in list order as soon as it is there (its upload starts meanwhile)."""
         if not todo:
-            return []
+            return
         if self.dry_run:
-            return [_Ready(e, ImageState(source, e.identifier, e.image_hash)) for e in todo]
+            yield from (_Ready(e, ImageState(source, e.identifier, e.image_hash)) for e in todo)
+            return
         state = self.deps.state
         states = {e.identifier: state.image(source, e.identifier) for e in todo}
         if self.deps.downloader.progress:
@@ -394,14 +454,13 @@ class ImageSync:
         with ThreadPoolExecutor(
             max_workers=self.cfg.concurrency, thread_name_prefix="image"
         ) as pool:
-            results = list(
-                pool.map(lambda e: self._prepare_guarded(source, e, states[e.identifier]), todo)
-            )
-        for r in results:
-            report.count("bytes_downloaded", r.downloaded)
-            if not r.error or r.state.attempts:
-                self._record(report, source, r.entry, "its download", state.save_image, r.state)
-        return results
+            for r in pool.map(
+                lambda e: self._prepare_guarded(source, e, states[e.identifier]), todo
+            ):
+                report.count("bytes_downloaded", r.downloaded)
+                if not r.error or r.state.attempts:
+                    self._record(report, source, r.entry, "its download", state.save_image, r.state)
+                yield r
 
     def _prepare_guarded(self, source: str, e: ImageEntry, st: ImageState | None) -> _Ready:
         """:meth:`_prepare`, with any unexpected error turned into this image's failure."""
@@ -466,12 +525,11 @@ class ImageSync:
         )
         return ready
 
-    def _create(
-        self, sub: Target, e: ImageEntry, st: ImageState, projects: list[str], accept_with: Any
-    ) -> Any:
+    def _upload(self, sub: Target, e: ImageEntry, st: ImageState) -> Upload:
+        """Create the Glance image and upload the prepared file (runs in an upload worker)."""
         assert st.upload_path
         assert st.upload_format
-        img = self.deps.glance.create(
+        return self.deps.glance.upload_new(
             name=self._name(sub, e),
             disk_format=st.upload_format,
             visibility=sub.visibility,
@@ -480,9 +538,6 @@ class ImageSync:
             properties=image_properties(e, sub.name),
             path=Path(st.upload_path),
         )
-        if sub.visibility == "shared":
-            self.deps.glance.ensure_members(img, projects, accept_with, new=True)
-        return img
 
     def _members_due(
         self, img: Any, sub: Target, projects: list[str], seen: MembersState | None

@@ -1,11 +1,17 @@
 """Benchmarks of the image replicator, printed as a table.
 
-1. An unchanged 100-image list: the time and the Glance API calls of the second run,
-   against the testbed's real Glance (skipped, and said so, when the testbed is down).
-2. Download + verify (sha512 while streaming, written to disk) from a loopback server,
-   against raw loopback throughput (the same stream read and thrown away).
-3. atrope 2.0.0 from PyPI, installed into its own venv under /tmp, on the same list
-   (its cache sync, then its Glance dispatch twice).
+1. A signed 100-image list into the testbed's real Glance, shared with one project: the
+   first run and the unchanged second run, time and Glance API calls (skipped, and said
+   so, when the testbed is down).
+2. atrope 2.0.0 from PyPI, installed into its own venv under /tmp, on the same list
+   (its cache sync, then its Glance dispatch twice), in the same run; ratios printed.
+3. The same with a 1,000-image list (ours only; BENCH_IMAGES_LARGE=0 skips it): the
+   unchanged run must cost the same Glance calls as at 100 images. Everything the
+   benchmark creates in Glance is deleted before it ends.
+4. Download + verify of a 1 GiB image (sha512 while streaming, written, fsynced) from a
+   sendfile server in its own process, against the raw loopback read of the same file,
+   sha512 alone and write + fsync alone, in the same run.
+The load average is printed with the figures: on a shared machine they are indicative.
 
 Run: .venv/bin/python tests/bench/bench_images.py  (or `make bench`)
 """
@@ -49,6 +55,8 @@ from support.pki import Cred  # noqa: E402
 STATE = Path("/var/tmp/fedcloud-testbed")
 CLOUDS = STATE / "clouds.yaml"
 N_IMAGES = 100
+N_LARGE = int(os.environ.get("BENCH_IMAGES_LARGE", "1000"))
+DISTINCT_FILES = 100  # the large list points its images at these files (the sync keys differ)
 THROUGHPUT_MIB = int(os.environ.get("BENCH_THROUGHPUT_MIB", "1024"))
 ATROPE_VENV = Path("/tmp/atrope-venv")
 ATROPE_TIMEOUT = 900  # s per atrope command
@@ -215,24 +223,31 @@ def _admin_clients() -> OpenStackClients:
 
 
 def _delete_where(pred: Any) -> int:
+    """Delete the images ``pred`` selects (4 at once: the large run leaves 1,000)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     clients = _admin_clients()
-    n = 0
-    for img in list(clients.glance.images.list(filters={"visibility": "all"})):
-        if pred(img):
-            clients.glance.images.delete(img["id"])
-            n += 1
-    return n
+    doomed = [
+        img["id"]
+        for img in clients.glance.images.list(filters={"visibility": "all"}, page_size=1000)
+        if pred(img)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(clients.glance.images.delete, doomed))
+    return len(doomed)
 
 
-def make_list(tmp: Path, server: ImageServer, endorser: Cred, ns: str) -> str:
-    files = tmp / "files"
+def make_list(tmp: Path, server: ImageServer, endorser: Cred, ns: str, n: int = N_IMAGES) -> str:
+    files = tmp / f"files-{ns}"
     files.mkdir()
     base = server.url(f"/{ns}/")
     images = []
-    for i in range(N_IMAGES):
-        p = make_disk(files / f"img{i:03d}.qcow2", seed=f"{ns}-{i}", data_kib=4)
-        server.put(f"/{ns}/{p.name}", p.read_bytes())
-        images.append(image_desc(f"bench-{i:03d}", p, base, extra=appdb_extra(i)))
+    for i in range(n):
+        p = files / f"img{i % DISTINCT_FILES:03d}.qcow2"
+        if not p.exists():
+            p = make_disk(p, seed=f"{ns}-{i}", data_kib=4)
+            server.put(f"/{ns}/{p.name}", p.read_bytes())
+        images.append(image_desc(f"bench-{i:04d}", p, base, extra=appdb_extra(i)))
     return server.put(f"/{ns}/image.list", appdb_list(endorser, images))
 
 
@@ -250,6 +265,7 @@ def bench_ours(
             "capath": str(capath),
             "min_free_mb": 1,
             "concurrency": 2,
+            "upload_workers": 3,
             "subscriptions": [
                 {
                     "name": f"bench-{ns}",
@@ -278,7 +294,7 @@ def bench_ours(
                 "calls": len(counter.calls),
                 "writes": sum(1 for c in counter.calls if c in GLANCE_WRITES),
                 "errors": len(report.errors),
-                "note": report.errors[0][:60] if report.errors else "",
+                "note": report.errors[0][:60] if report.errors else _load(),
             }
             progress(f"fedcloud-appliance {key} run", out[key])
         clients = _admin_clients()
@@ -499,7 +515,7 @@ def bench_atrope(
                 "calls": len(calls),
                 "writes": sum(1 for c in calls if c in GLANCE_WRITES),
                 "errors": errors,
-                "note": f"{errors} ERROR log lines" if errors else "",
+                "note": f"{errors} ERROR log lines" if errors else _load(),
             }
             progress(f"atrope 2.0.0 {key} run", out[key])
         out["cached"] = len(list((adir / "cache" / name / "images").glob("*")))
@@ -523,6 +539,7 @@ def main() -> int:
     ns = uuid.uuid4().hex[:6]
     ours: dict[str, Any] | str
     theirs: dict[str, Any] | str
+    large: dict[str, Any] | str = "not run"
     with tempfile.TemporaryDirectory(prefix="bench-images-", dir="/var/tmp") as d:
         tmp = Path(d)
         ipki = make_images_pki(tmp / "pki")
@@ -540,13 +557,24 @@ def main() -> int:
                     theirs = "skipped (BENCH_SKIP_ATROPE=1)"
                 else:
                     theirs = bench_atrope(tmp, list_url, endorser, ipki.capath, ns, project)
+                if N_LARGE:
+                    lns = ns + "l"
+                    large_url = make_list(tmp, server, endorser, lns, N_LARGE)
+                    (tmp / lns).mkdir()
+                    large = bench_ours(tmp / lns, large_url, endorser, ipki.capath, lns, project)
 
     print(f"\nimages: a signed {N_IMAGES}-image list (4 KiB qcow2 each) from a loopback server "
-          f"into the testbed's Glance, shared with one {VO} project")  # fmt: skip
+          f"into the testbed's Glance, shared with one {VO} project ({_load()} at the end)")  # fmt: skip
     hdr = f"{'tool / run':<48} {'wall s':>8} {'Glance calls':>13} {'writes':>7}  notes"
     print(hdr)
     print("-" * len(hdr))
-    for label, res in (("fedcloud-appliance images sync", ours), ("atrope 2.0.0 dispatch", theirs)):
+    runs: list[tuple[str, dict[str, Any] | str]] = [
+        ("fedcloud-appliance images sync", ours),
+        ("atrope 2.0.0 dispatch", theirs),
+    ]
+    if N_LARGE:
+        runs.append((f"fedcloud-appliance, {N_LARGE} images", large))
+    for label, res in runs:
         if isinstance(res, str):
             print(f"{label:<48} {'n/a':>8} {'n/a':>13} {'n/a':>7}  {res}")
             continue
@@ -566,6 +594,13 @@ def main() -> int:
                 f"{'ratio atrope / ours, ' + what:<48} {_fmt_ratio(b['s'], a['s']):>8} "
                 f"{_fmt_ratio(b['calls'], a['calls']):>13} {_fmt_ratio(b['writes'], a['writes']):>7}"
             )
+    if isinstance(ours, dict) and isinstance(large, dict):
+        a, b = ours["unchanged"], large["unchanged"]
+        print(
+            f"{f'unchanged run, {N_LARGE} vs {N_IMAGES} images (ours)':<48} "
+            f"{_fmt_ratio(b['s'], a['s']):>8} {_fmt_ratio(b['calls'], a['calls']):>13} "
+            f"{_fmt_ratio(b['writes'], a['writes']):>7}  Glance calls: {a['calls']} and {b['calls']}"
+        )
     print()
     width = max(len(r[0]) for r in rows)
     print(f"{'download + verify throughput':<{width}}  {'value':>12}  notes")

@@ -97,8 +97,9 @@ def _unchanged_calls(tmp: Path, ipki: Any, server: Any, glance: Any, n: int) -> 
     first = w.run()
     assert first.errors == []
     assert first.counts["images_new"] == n
-    # a new image needs no member listing: create, upload, get, add member, accept it
-    assert len(glance.calls) == 1 + 5 * n
+    # the source listed, then per image: create, upload, add the member, accept it; the
+    # stored images checked from one listing (no GET per image), no member listing
+    assert len(glance.calls) == 2 + 4 * n
     glance.calls.clear()
     again = w.run()
     assert again.errors == []
