@@ -161,3 +161,24 @@ def test_a_history_that_cannot_be_written_never_fails_the_run(tmp_path: Path, ca
     assert report.status.value == "ok"
     assert (cfg.paths.state_dir / "status" / "ssm-send.json").exists()
     assert "could not add the run to the history" in caplog.text
+
+
+def test_records_by_vo_of_cloud_messages_counts_as_the_first_fqan_line_of_each_record() -> None:
+    """The str.find scan on the SSM send path gives what a ^FQAN: regex per record gives."""
+
+    def by_regex(body: bytes) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in body.decode().split("\n%%\n"):
+            m = history._CLOUD_FQAN.search(chunk)
+            if m or "VMUUID:" in chunk:
+                vo = history.vo_of_fqan(m.group(1)) if m else "(none)"
+                out[vo] = out.get(vo, 0) + 1
+        return out
+
+    body = (
+        b"APEL-cloud-message: v0.4\nVMUUID: a\nxFQAN: not-a-line-start\n%%\n"
+        b"FQAN: /vo.x/Role=a\nVMUUID: b\n%%\nVMUUID: c\nFQAN:   ops\r\n%%\nno record\n%%\n"
+        b"FQAN: \nVMUUID: d\nFQAN: second\n%%\nVMUUID: e\nFQAN: vo.x"
+    )
+    assert history.records_by_vo(body) == by_regex(body)
+    assert history.records_by_vo(body) == {"(none)": 2, "vo.x": 2, "ops": 1}
