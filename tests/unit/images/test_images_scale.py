@@ -132,3 +132,27 @@ def test_members_are_listed_again_when_the_projects_change_or_the_check_is_old(
     assert r.counts["images_updated"] == 1  # the share is back
     assert fake_glance.members[img["id"]][PROJECT]["status"] == "accepted"
     assert len([c for c in fake_glance.calls if c[1].startswith("members/")]) == 2
+
+
+def test_state_writes_are_committed_in_groups_and_at_the_end(tmp_path: Path) -> None:
+    import sqlite3
+
+    from fedcloud_images.cache.state import ImageState, State
+
+    st = State(tmp_path / "state.sqlite")
+
+    def seen() -> int:  # what another connection (a crash's survivor) would find
+        with sqlite3.connect(st.path) as db:
+            return int(db.execute("SELECT count(*) FROM images").fetchone()[0])
+
+    with st.batch(every=3):
+        for i in range(2):
+            st.save_image(ImageState("s", f"i{i}", "sha512:x"))
+        assert seen() == 0  # not committed yet (one fsync per group, not per image)
+        st.save_image(ImageState("s", "i2", "sha512:x"))
+        assert seen() == 3
+        st.save_image(ImageState("s", "i3", "sha512:x"))
+    assert seen() == 4  # the rest at the end of the batch
+    st.save_image(ImageState("s", "i4", "sha512:x"))
+    assert seen() == 5  # outside a batch: each write is its own transaction
+    st.close()
