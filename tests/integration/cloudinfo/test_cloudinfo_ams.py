@@ -221,9 +221,10 @@ def test_publish_without_gocdb_id_is_a_config_error(tmp_path, capsys):
     cfg.write_text("site: {name: TEST-SITE}\ncloud_info: {publish: ams}\n", encoding="utf-8")
     assert main(["config", "check", "--config", str(cfg)]) == 2
     assert "cloud_info.gocdb_id" in capsys.readouterr().err
-    # asked for on the command line only: the run fails before collecting, naming the key
+    # asked for on the command line only: the run fails before collecting, naming the key,
+    # and exits 2 like any config error (a ConfigError inside a run is a config error)
     cfg.write_text("site: {name: TEST-SITE}\n", encoding="utf-8")
-    assert main(["cloud-info", "--once", "--config", str(cfg), "--publish", "ams"]) == 1
+    assert main(["cloud-info", "--once", "--config", str(cfg), "--publish", "ams"]) == 2
     assert "cloud_info.gocdb_id: is required to publish" in capsys.readouterr().err
 
 
