@@ -168,6 +168,10 @@ def nova(lay: Layout) -> dict[str, Ini]:
             # shelve offloads at once: shelved servers end up SHELVED_OFFLOADED
             "shelved_offload_time": 0,
             "graceful_shutdown_timeout": 5,
+            # the fake hypervisor forgets its instances when nova-compute restarts: the power
+            # state sync would then save every server as NOSTATE, moving its updated_at away
+            # from launched_at (which the accounting extractor reads as "history changed")
+            "sync_power_state_interval": -1,
         },
         "api": {"auth_strategy": "keystone", "max_limit": 1000},
         "quota": {"instances": 100000, "cores": 1000000, "ram": 100000000, "key_pairs": 1000,
