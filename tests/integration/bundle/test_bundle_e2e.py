@@ -386,6 +386,90 @@ def test_images_replicated_into_glance(bundle: Bundle):
     assert bundle.status_json()["cache"]["bytes"] > 0
 
 
+PROBE_LINE = re.compile(
+    r"^(BDII|ACCOUNTING|IMAGES|CERTIFICATE|OPENSTACK) (OK|WARNING|CRITICAL|UNKNOWN) - "
+)
+PROBE_EXIT = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+
+
+def _probe(bundle: Bundle, *args: str) -> tuple[int, str, dict[str, str]]:
+    """A probe as ``scripts/dev/demo probe`` runs it: in a throw-away container of the bundle
+    on the host's network (the certificate in the ssm service, which mounts the host
+    certificate; the others in the status page's service: config, state, spool and cache
+    read-only). Returns the exit code, the status line and the perfdata by label."""
+    service = "ssm" if args[0] == "certificate" else "status-web"
+    extra = () if args[0] == "certificate" else ("--reports-from", "/var/lib/fedcloud-bdii")
+    proc = bundle.compose(
+        "run", "--rm", "--no-deps", "-T", service,
+        "fedcloud-appliance", "probe", *args, *extra,
+        host=True, timeout=180, check=False,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, (proc.stdout[-2000:], proc.stderr[-2000:])
+    m = PROBE_LINE.match(lines[0])
+    assert m, lines[0]
+    assert proc.returncode == PROBE_EXIT[m.group(2)], (proc.returncode, lines[0])
+    perf: dict[str, str] = {}
+    if " | " in lines[0]:
+        for item in lines[0].split(" | ", 1)[1].split(" "):
+            label, _, value = item.partition("=")
+            perf[label.strip("'")] = value
+    return proc.returncode, lines[0], perf
+
+
+def test_every_probe_against_the_bundle_then_a_stopped_site_bdii(bundle: Bundle):
+    """After one cycle of every job (above): each probe of the demo, run in the bundle's own
+    containers against its real BDIIs and real state, is OK; a stopped site BDII is CRITICAL."""
+    res, site = bundle.ports["resource"], bundle.ports["site"]
+    code, line, perf = _probe(bundle, "bdii", "--url", f"ldap://127.0.0.1:{res}")
+    assert code == 0, line
+    assert line.startswith(f"BDII OK - resource BDII ldap://127.0.0.1:{res}: "), line
+    published = _ldap(res, "o=glue", "dn").count("dn: ")
+    assert int(perf["entries"].split(";")[0]) == published
+    assert int(perf["services"].split(";")[0]) >= 1
+    assert int(perf["shares"].split(";")[0]) >= 1
+    assert re.fullmatch(r"\d+(\.\d)?min;25;65;0", perf["age"]), perf
+
+    code, line, perf = _probe(bundle, "bdii", "--bdii", "site", "--url", f"ldap://127.0.0.1:{site}")
+    assert code == 0, line
+    assert f"site BDII ldap://127.0.0.1:{site}" in line
+    assert int(perf["shares"].split(";")[0]) >= 1
+
+    code, line, perf = _probe(bundle, "accounting")
+    assert code == 0, line
+    assert "last successful extract" in line, line
+    assert "last successful send" in line, line
+    assert perf["backlog"].split(";")[0] == "0", perf
+    assert re.fullmatch(r"\d+(\.\d+)?h;2\.1;4\.1;0", perf["extract_age"]), perf
+
+    code, line, perf = _probe(bundle, "images")
+    assert code == 0, line
+    assert "last successful sync" in line, line
+    assert "never" not in line, line
+    assert perf["lists_fetched"].split(";")[0] != "0", perf
+
+    code, line, perf = _probe(bundle, "certificate")
+    assert code == 0, line
+    assert line.startswith("CERTIFICATE OK - "), line
+    assert float(perf["days_left"].split(";")[0].removesuffix("d")) > 30, perf
+
+    code, line, perf = _probe(bundle, "openstack")
+    assert code == 0, line
+    assert {"keystone", "nova", "glance"} <= {k.split("_")[0] for k in perf}, perf
+
+    bundle.compose("stop", "-t", "5", "site-bdii", timeout=120)
+    try:
+        code, line, _ = _probe(
+            bundle, "bdii", "--bdii", "site", "--url", f"ldap://127.0.0.1:{site}"
+        )
+        assert code == 2, line
+        assert line.startswith("BDII CRITICAL - "), line
+        assert f"127.0.0.1:{site}" in line
+    finally:
+        bundle.compose("start", "site-bdii", timeout=120)
+        bundle.wait_healthy("site-bdii", timeout=120)
+
+
 def _job_container(client: Any, script: str, volume: str, mount: str) -> Any:
     """A detached job-image container (jobs' UID) running ``python3 -c script`` on one volume."""
     return client.containers.run(
