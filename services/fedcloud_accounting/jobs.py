@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.openstack import OpenStackClients
@@ -13,8 +16,10 @@ from fedcloud_core.report import RunReport
 from .action_cache import ActionCache
 from .checkpoint import CheckpointStore
 from .extract.openstack import OpenStackUsageSource
-from .messenger.queue import DirqWriter
+from .extract.source import UsageSource
+from .messenger.queue import DirqWriter, QueueWriter
 from .run import (
+    JOB,
     Extractor,
     Window,
     action_cache_dir,
@@ -22,6 +27,17 @@ from .run import (
     server_cache_dir,
 )
 from .server_cache import ServerCache
+
+
+@dataclass(frozen=True)
+class AccountingDeps:
+    """What a test may inject into ``accounting extract`` (``None``: the real one)."""
+
+    source: UsageSource | None = None  # else Nova/Keystone/Glance/Neutron/Cinder
+    writer: QueueWriter | None = None  # else the outgoing dirq
+    checkpoints: CheckpointStore | None = None
+    out: TextIO | None = None  # where --dry-run prints the records
+    now: Callable[[], datetime] | None = None
 
 
 def utc_time(text: str) -> datetime:
@@ -60,23 +76,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(ctx: JobContext) -> RunReport:
     cfg = ctx.config
     output_dir = ctx.option("output_dir")
-    source = ctx.deps.get("source") or OpenStackUsageSource(
-        OpenStackClients.from_config(cfg.openstack)
-    )
-    writer = ctx.deps.get("writer") or DirqWriter(output_dir or cfg.outgoing_dir)
+    deps = ctx.deps_as(AccountingDeps)
+    source = deps.source or OpenStackUsageSource(OpenStackClients.from_config(cfg.openstack))
+    writer = deps.writer or DirqWriter(output_dir or cfg.outgoing_dir)
     extractor = Extractor(
         cfg,
         source,
         writer,
-        ctx.deps.get("checkpoints") or CheckpointStore(checkpoint_path(cfg)),
+        deps.checkpoints or CheckpointStore(checkpoint_path(cfg)),
         dry_run=ctx.dry_run,
         advance_checkpoints=output_dir is None,
-        out=ctx.deps.get("out"),
-        now=ctx.deps.get("now") or _now,
+        out=deps.out,
+        now=deps.now or _now,
         action_cache=ActionCache(action_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
         server_cache=ServerCache(server_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
+        window=Window(ctx.option("extract_from"), ctx.option("extract_to")),
     )
-    return extractor.run(Window(ctx.option("extract_from"), ctx.option("extract_to")))
+    return extractor.run(RunReport(job=JOB, dry_run=ctx.dry_run))
 
 
 def _now() -> datetime:

@@ -116,6 +116,7 @@ class Extractor:
         action_cache: ActionCache | None = None,
         finals: FinalsStore | None = None,
         server_cache: ServerCache | None = None,
+        window: Window | None = None,
     ):
         self.config = config
         self.acct = config.accounting
@@ -128,6 +129,7 @@ class Extractor:
         self.now = now
         self.action_cache = action_cache
         self.server_cache = server_cache
+        self.window = window or Window()  # default: from the checkpoints to now
         self._deleted_since: datetime | None = None  # see run()
         self._deleted: dict[str, list[Server]] | None = None
         self._all_fips = False
@@ -138,9 +140,11 @@ class Extractor:
 
     # ------------------------------------------------------------------ the run
 
-    def run(self, window: Window | None = None) -> RunReport:
-        window = window or Window()
-        report = RunReport(job=JOB, dry_run=self.dry_run)
+    def run(self, report: RunReport | None = None) -> RunReport:
+        """Extract :attr:`window` for every mapped project; fills ``report`` (else a new one)."""
+        window = self.window
+        if report is None:
+            report = RunReport(job=JOB, dry_run=self.dry_run)
         end = window.extract_to or self.now()
         report.details["window_end"] = iso(end)
         targets = project_map.resolve(self.config, self.source, report)

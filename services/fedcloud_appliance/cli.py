@@ -376,9 +376,10 @@ def cmd_job(args: argparse.Namespace) -> int:
         return JobContext(config=cfg, dry_run=args.dry_run, options=args)
 
     # a job option may make the run one-shot with its data on stdout (e.g. bdii-update --provider)
-    if args.once or args.dry_run or getattr(args, "one_shot", False):
+    data_on_stdout = spec.stdout_is_data(args)
+    if args.once or args.dry_run or data_on_stdout:
         report = execute(spec, make_ctx(), lock_wait=args.wait_lock)
-        stream = sys.stderr if getattr(args, "stdout_is_data", False) else None
+        stream = sys.stderr if data_on_stdout else None
         _print_report(report, args.report_format, stream)
         return report.exit_code  # 2 config error, 75 transient (RunReport.fail), ...
     minutes = spec.interval(cfg) if spec.interval else 0

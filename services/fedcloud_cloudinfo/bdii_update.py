@@ -22,7 +22,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.bdii import infosys
@@ -44,6 +46,14 @@ log = logging.getLogger(__name__)
 SUFFIX = "o=glue"
 RESOURCE_BASE = "GLUE2GroupID=resource,o=glue"
 JOB_KEY = "bdii-update"
+
+
+@dataclass(frozen=True)
+class BdiiUpdateDeps:
+    """What a test may inject into ``bdii-update`` (``None``: the real one)."""
+
+    trees: Mapping[str, LdapTree] | None = None  # else the slapd's trees (not closed if given)
+    stdout: TextIO | None = None  # where --provider prints the LDIF
 
 
 def base_entries() -> list[Entry]:
@@ -144,7 +154,7 @@ def _target(
 def _trees(
     ctx: JobContext, report: RunReport, preload: Preload | None = None
 ) -> tuple[dict[str, LdapTree], Slapd | None]:
-    injected = ctx.deps.get("trees")
+    injected = ctx.deps_as(BdiiUpdateDeps).trees
     if injected is not None:
         return dict(injected), None
     target, started = _target(ctx, report, preload)
@@ -178,7 +188,7 @@ def run(ctx: JobContext) -> RunReport:
         (report.error if snap.health is Health.INVALID else report.warn)(snap.problem)
 
     if ctx.option("provider"):
-        out = ctx.deps.get("stdout") or sys.stdout
+        out = ctx.deps_as(BdiiUpdateDeps).stdout or sys.stdout
         if snap.usable:
             out.write(provider_ldif(snap))
             report.count("entries", len(snap.entries))
@@ -247,7 +257,7 @@ def run(ctx: JobContext) -> RunReport:
     finally:
         for t in trees.values():
             close = getattr(t, "close", None)
-            if close and "trees" not in ctx.deps:
+            if close and ctx.deps_as(BdiiUpdateDeps).trees is None:
                 close()
     return report
 
@@ -275,21 +285,6 @@ def _publish_stats(
         report.error(f"o=infosys: {f}")
 
 
-class _ProviderAction(argparse.Action):
-    """``--provider``: one run, LDIF on stdout, the run report on stderr."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        namespace.provider = True
-        namespace.one_shot = True
-        namespace.stdout_is_data = True
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--with-slapd",
@@ -299,9 +294,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldap-url", metavar="URL", help="slapd to update (default: bdii.ldap_url)")
     p.add_argument(
         "--provider",
-        action=_ProviderAction,
-        nargs=0,
-        default=False,
+        action="store_true",
         help="print the snapshot LDIF once (for a stock BDII's /var/lib/bdii/gip/provider/); "
         "the run report goes to stderr",
     )
@@ -317,4 +310,5 @@ JOB = JobSpec(
     add_arguments=add_arguments,
     interval=lambda c: c.scheduler.cloud_info,
     description=__doc__.split("\n\n")[0] if __doc__ else None,
+    stdout_data_option="provider",
 )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fedcloud_core import __version__, ldif
+from fedcloud_core.ams import AmsClient
 from fedcloud_core.config import load_config
 from fedcloud_core.errors import ExitCode
 from fedcloud_core.jobs import JobContext, JobSpec
@@ -25,6 +28,15 @@ from .render.json21 import render_json
 from .source import CloudSource, OpenStackSource
 
 FORMATS = ("glue20-ldif", "glue21-ldif", "glue21-json")
+
+
+@dataclass(frozen=True)
+class CloudInfoDeps:
+    """What a test may inject into ``cloud-info`` (``None``: the real one)."""
+
+    cloud_source: CloudSource | None = None  # else the site's OpenStack
+    now: datetime | None = None  # the collection time (else the clock)
+    ams_client: AmsClient | None = None  # else from cloud_info.ams
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +69,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _source(ctx: JobContext) -> CloudSource:
-    injected = ctx.deps.get("cloud_source")
+    injected = ctx.deps_as(CloudInfoDeps).cloud_source
     if injected is not None:
         return injected
     from fedcloud_core.openstack import OpenStackClients
@@ -84,7 +96,8 @@ def run(ctx: JobContext) -> RunReport:
         report.warn(problem)
     started = time.monotonic()
     try:
-        site = collect(source, cfg, report, opts, now=ctx.deps.get("now"), memory=memory)
+        now = ctx.deps_as(CloudInfoDeps).now
+        site = collect(source, cfg, report, opts, now=now, memory=memory)
     finally:
         report.count("api_calls", source.api_calls)
         report.count("collect_seconds", round(time.monotonic() - started, 3))
@@ -117,7 +130,7 @@ def run(ctx: JobContext) -> RunReport:
         snapshot.write_text(output, chosen)
         report.details["output"] = str(output)
     if pub is not None:
-        client = ctx.deps.get("ams_client") or ams_publish.build_client(cfg)
+        client = ctx.deps_as(CloudInfoDeps).ams_client or ams_publish.build_client(cfg)
         pub = ams_publish.publish(pub, client)
         report.details["ams_message_id"] = pub.message_id
     return report

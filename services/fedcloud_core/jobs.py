@@ -1,5 +1,16 @@
 """The one service shape: ``cli -> load config -> build clients -> run(ctx) -> RunReport``.
 
+The job contract, the same for every service:
+
+- ``JobSpec.run(ctx: JobContext) -> RunReport``: the job function builds its service's
+  runner from ``ctx.config``, the CLI options and its typed dependencies
+  (``ctx.deps_as(ServiceDeps)``: a frozen dataclass per service, every field ``None``
+  unless a test injects a fake; ``None`` means "build the real one");
+- the runner (:class:`Runner`: ``Extractor``, ``ImageSync``, ``Sender``, ...) gets every
+  input at construction and fills one report: ``runner.run(report) -> report``;
+- a job whose option makes it print data (``bdii-update --provider``) names that option in
+  ``JobSpec.stdout_data_option``: such a run is one-shot and its report goes to stderr.
+
 A service describes each of its jobs with a :class:`JobSpec`; :func:`execute` runs one
 job once under its run lock, turns errors into a failed report (:meth:`RunReport.fail`:
 the error's type says transient, exit 75, or a :class:`ConfigError`, exit 2), stores the report
@@ -13,7 +24,7 @@ import argparse
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .config import AppConfig
 from .errors import ConfigError, FedcloudError, LockHeldError, StateVersionError
@@ -24,17 +35,37 @@ from .report import RunReport, store_report
 log = logging.getLogger(__name__)
 
 
+D = TypeVar("D")
+
+
+class Runner(Protocol):
+    """A service's runner: wired with every input at construction, it fills ``report``."""
+
+    def run(self, report: RunReport) -> RunReport: ...
+
+
 @dataclass
 class JobContext:
-    """What a job run gets: the validated config, the CLI options, and wired dependencies."""
+    """What a job run gets: the validated config, the CLI options, and the service's typed
+    dependencies (``None``: build the real ones; tests inject fakes)."""
 
     config: AppConfig
     dry_run: bool = False
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
-    deps: dict[str, Any] = field(default_factory=dict)  # injected fakes in tests
+    deps: object | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         return getattr(self.options, name, default)
+
+    def deps_as(self, kind: type[D]) -> D:
+        """The injected dependencies, which must be a ``kind``; else ``kind()`` (all real)."""
+        if self.deps is None:
+            return kind()
+        if not isinstance(self.deps, kind):
+            raise TypeError(
+                f"this job takes {kind.__name__} dependencies, not {type(self.deps).__name__}"
+            )
+        return self.deps
 
 
 @dataclass(frozen=True)
@@ -50,10 +81,17 @@ class JobSpec:
     # the config keys whose secret files (x_file) the job reads, e.g. ("images",); None: all.
     # The CLI reads only those: the job's container may not see the other jobs' secrets
     secrets: Callable[[AppConfig], Collection[str]] | None = None
+    # the option (its argparse dest) that turns a run into one whose stdout carries data: the
+    # run is one-shot and its report goes to stderr (e.g. bdii-update's "provider")
+    stdout_data_option: str | None = None
 
     @property
     def key(self) -> str:
         return self.name.replace(" ", "-")
+
+    def stdout_is_data(self, options: argparse.Namespace) -> bool:
+        """Whether this run prints data on stdout (then one-shot, report on stderr)."""
+        return bool(self.stdout_data_option and getattr(options, self.stdout_data_option, False))
 
 
 def execute(

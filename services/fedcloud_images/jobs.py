@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -120,13 +122,28 @@ def _clients(cfg: AppConfig) -> Any:
         ) from exc
 
 
+@dataclass(frozen=True)
+class ImagesDeps:
+    """What a test may inject into ``images sync`` (``None``: the real one, see SyncDeps)."""
+
+    clients: Any = None  # an OpenStackClients (its glance, nova, keystone)
+    sources: list[Any] | None = None
+    state: State | None = None
+    downloader: Downloader | None = None
+    glance: GlanceImages | None = None
+    projects: Callable[[str], list[str]] | None = None
+    in_use: Callable[[str], bool | None] | None = None
+    member_client: Callable[[str], Any] | None = None
+
+
 def build_deps(ctx: JobContext) -> SyncDeps:
     from fedcloud_core.openstack import OpenStackClients
 
     cfg = ctx.config
     ic = cfg.images
     http = make_session(ca_bundle=ic.ca_bundle)
-    clients = ctx.deps.get("clients") or _clients(cfg)
+    deps = ctx.deps_as(ImagesDeps)
+    clients = deps.clients or _clients(cfg)
     member_clients: dict[str, Any] = {}
     access = openstack_config(cfg)
 
@@ -138,9 +155,9 @@ def build_deps(ctx: JobContext) -> SyncDeps:
 
     progress = Progress(enabled=None if ic.progress == "auto" else False)
     return SyncDeps(
-        sources=ctx.deps.get("sources") or build_sources(cfg, http),
-        state=ctx.deps.get("state") or State(cfg.paths.image_dir / STATE_FILE),
-        downloader=ctx.deps.get("downloader")
+        sources=deps.sources or build_sources(cfg, http),
+        state=deps.state or State(cfg.paths.image_dir / STATE_FILE),
+        downloader=deps.downloader
         or Downloader(
             http,
             connect_timeout=ic.connect_timeout,
@@ -151,11 +168,11 @@ def build_deps(ctx: JobContext) -> SyncDeps:
             max_bytes=ic.max_image_gb * 1024**3,
             progress=progress,
         ),
-        glance=ctx.deps.get("glance")
+        glance=deps.glance
         or GlanceImages(clients.glance, tag=ic.tag, owner=clients.session.get_project_id),
-        projects=ctx.deps.get("projects") or project_resolver(cfg, clients),
-        in_use=ctx.deps.get("in_use") or nova_usage(clients),
-        member_client=ctx.deps.get("member_client") or member_client,
+        projects=deps.projects or project_resolver(cfg, clients),
+        in_use=deps.in_use or nova_usage(clients),
+        member_client=deps.member_client or member_client,
     )
 
 

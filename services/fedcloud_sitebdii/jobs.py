@@ -17,6 +17,7 @@ import hashlib
 import logging
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedcloud_core.bdii import dn as dnlib
@@ -37,6 +38,16 @@ from . import source, tree
 log = logging.getLogger(__name__)
 
 JOB_KEY = "site-bdii"
+
+
+@dataclass(frozen=True)
+class SiteBdiiDeps:
+    """What a test may inject into ``site-bdii`` (``None``: the real one)."""
+
+    fetch: source.Fetcher | None = None  # else an LDAP search of each resource BDII
+    trees: Mapping[str, LdapTree] | None = None  # else the supervised slapd's trees
+
+
 SUFFIX = tree.SUFFIX
 
 
@@ -189,7 +200,8 @@ def _target(
 def run(ctx: JobContext) -> RunReport:
     cfg = ctx.config
     report = RunReport(job=JOB_KEY, dry_run=ctx.dry_run)
-    fetch = ctx.deps.get("fetch") or source.ldap_fetch
+    deps = ctx.deps_as(SiteBdiiDeps)
+    fetch = deps.fetch or source.ldap_fetch
     results = []
     for url in cfg.site_bdii.resource_bdiis:
         r = source.query(
@@ -212,7 +224,7 @@ def run(ctx: JobContext) -> RunReport:
     report.details["sources"] = {r.url: r.state.value for r in results}
     wanted = build_tree(cfg, results, report)
 
-    trees: dict[str, LdapTree] = dict(ctx.deps.get("trees") or {})
+    trees: dict[str, LdapTree] = dict(deps.trees or {})
     own = not trees
     prepared: list[Prepared] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fedcloud_core.config import AppConfig
@@ -18,6 +19,13 @@ from .sender import Sender, Transport
 from .stomp_transport import StompTransport
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SsmDeps:
+    """What a test may inject into ``ssm send`` (``None``: the real one)."""
+
+    transport: Transport | None = None  # else STOMP or AMS from ssm.protocol
 
 
 def build_transport(config: AppConfig) -> Transport:
@@ -79,14 +87,13 @@ def run_send(ctx: JobContext) -> RunReport:
         timeout=c.timeout,
         signer=c.signer,
     )
-    transport: Transport | None = ctx.deps.get("ssm_transport")
+    transport = ctx.deps_as(SsmDeps).transport
     if transport is None and not ctx.dry_run:
         transport = build_transport(ctx.config)
     report.details["protocol"] = c.protocol
     report.details["signer"] = creds.subject_dn
     report.details["signed_by"] = c.signer
-    Sender(outboxes, encoder, transport).run(report, dry_run=ctx.dry_run)
-    return report
+    return Sender(outboxes, encoder, transport, dry_run=ctx.dry_run).run(report)
 
 
 JOBS = [

@@ -71,13 +71,23 @@ def pipelines(transport: Transport | None) -> TypeGuard[PipelinedTransport]:
 class Sender:
     """Sends every message of the outboxes through one transport."""
 
-    def __init__(self, outboxes: Sequence[Outbox], encoder: Encoder, transport: Transport | None):
+    def __init__(
+        self,
+        outboxes: Sequence[Outbox],
+        encoder: Encoder,
+        transport: Transport | None,
+        *,
+        dry_run: bool = False,
+    ):
         self.outboxes = list(outboxes)
         self.encoder = encoder
         self.transport = transport
+        self.dry_run = dry_run
         self._refused_in_a_row = 0
 
-    def run(self, report: RunReport, *, dry_run: bool = False) -> None:
+    def run(self, report: RunReport) -> RunReport:
+        """Send (or with ``dry_run`` only list) every queued message; fills ``report``."""
+        dry_run = self.dry_run
         for ob in self.outboxes:
             ob.open()
             stale = ob.purge()
@@ -88,11 +98,11 @@ class Sender:
         if not any(pending.values()):
             log.info("nothing to send (queues: %s)", ", ".join(pending) or "none")
             report.count("sent", 0)
-            return
+            return report
         if dry_run or self.transport is None:
             for ob in self.outboxes:
                 self._queue(ob, report, dry_run=True)
-            return
+            return report
         self.transport.open()
         try:
             for ob in self.outboxes:
@@ -104,6 +114,7 @@ class Sender:
                     ob.purge()
                 except OSError as exc:
                     report.warn(f"queue {ob.name}: purge failed: {exc}")
+        return report
 
     def _queue(self, ob: Outbox, report: RunReport, *, dry_run: bool) -> None:
         names = ob.names()

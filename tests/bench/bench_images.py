@@ -46,6 +46,7 @@ from fedcloud_core.jobs import JobContext, execute  # noqa: E402
 from fedcloud_core.openstack import OpenStackClients  # noqa: E402
 from fedcloud_images import imagelist  # noqa: E402
 from fedcloud_images.cache.download import Downloader  # noqa: E402
+from fedcloud_images.jobs import ImagesDeps  # noqa: E402
 from fedcloud_images.model import ImageEntry  # noqa: E402
 from fedcloud_images.sources.http import make_session  # noqa: E402
 from support.images_pki import image_desc, make_disk, make_images_pki  # noqa: E402
@@ -286,7 +287,7 @@ def bench_ours(
             with GlanceCounter(clients.endpoint("image")) as counter:
                 t0 = time.monotonic()
                 report = execute(
-                    spec, JobContext(config=cfg, deps={"clients": clients}), store=False
+                    spec, JobContext(config=cfg, deps=ImagesDeps(clients=clients)), store=False
                 )
                 dt = time.monotonic() - t0
             out[key] = {

@@ -60,7 +60,9 @@ def one_run(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         output_dir=tmp / f"queue-{args.scenario}", extract_from=start, extract_to=end
     )
-    ctx = JobContext(config=cfg, options=ns, deps={"now": lambda: end + timedelta(minutes=10)})
+    ctx = JobContext(
+        config=cfg, options=ns, deps=jobs.AccountingDeps(now=lambda: end + timedelta(minutes=10))
+    )
     prof = cProfile.Profile() if args.profile else None
     t0, c0 = time.perf_counter(), time.process_time()
     if prof:

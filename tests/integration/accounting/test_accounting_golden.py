@@ -118,7 +118,10 @@ def extract_seeded(testbed: Any, tmp: Path, version: str) -> tuple[dict[str, lis
     mp = pytest.MonkeyPatch()
     try:
         mp.setattr(accounting_run, "__version__", version)
-        report = execute(jobs.JOBS[0], JobContext(config=cfg, options=ns, deps={"source": source}))
+        report = execute(
+            jobs.JOBS[0],
+            JobContext(config=cfg, options=ns, deps=jobs.AccountingDeps(source=source)),
+        )
     finally:
         mp.undo()
     assert report.exit_code == ExitCode.OK, report.render_text()

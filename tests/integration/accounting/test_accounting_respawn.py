@@ -133,7 +133,10 @@ def test_an_unshelved_server_is_read_one_active_since_its_launch_is_not(testbed,
         cfg = AppConfig.model_validate(d)
         end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         ns = argparse.Namespace(output_dir=None, extract_from=None, extract_to=end)
-        report = execute(jobs.JOBS[0], JobContext(config=cfg, options=ns, deps={"source": source}))
+        report = execute(
+            jobs.JOBS[0],
+            JobContext(config=cfg, options=ns, deps=jobs.AccountingDeps(source=source)),
+        )
         assert report.exit_code == 0, report.render_text()
         q = QueueSimple(str(Path(tmp) / "spool" / "outgoing" / "cloud"))
         recs = {}

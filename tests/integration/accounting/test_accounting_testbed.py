@@ -66,7 +66,9 @@ def config_dict(testbed: Any, tmp: Path, vo_map: dict[str, str] | None = None) -
 
 def run_job(cfg: AppConfig, end: datetime | None, **deps: Any) -> Any:
     ns = argparse.Namespace(output_dir=None, extract_from=None, extract_to=end)
-    return execute(jobs.JOBS[0], JobContext(config=cfg, options=ns, deps=deps))
+    return execute(
+        jobs.JOBS[0], JobContext(config=cfg, options=ns, deps=jobs.AccountingDeps(**deps))
+    )
 
 
 def queued(root: Path, name: str = "cloud") -> list[str]:
@@ -344,7 +346,9 @@ def test_a_rerun_reads_the_actions_of_no_unchanged_server_and_queues_the_same_re
         ns = argparse.Namespace(output_dir=None, extract_from=start, extract_to=end)
         report = execute(
             jobs.JOBS[0],
-            JobContext(config=cfg, options=ns, deps={"source": source, "now": lambda: now}),
+            JobContext(
+                config=cfg, options=ns, deps=jobs.AccountingDeps(source=source, now=lambda: now)
+            ),
         )
         assert report.exit_code == ExitCode.OK, report.render_text()
         # the rerun asks Nova only for the servers changed since the first run's listing

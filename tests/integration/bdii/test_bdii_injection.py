@@ -52,7 +52,11 @@ def _config(state_dir: Path) -> Any:
 
 def _bdii_update(slapd: Slapd, cfg: Any) -> tuple[RunReport, int]:
     tree = Ldap3Tree(connect(slapd.url, bind_dn=slapd.rootdn(), password=slapd.password))
-    ctx = JobContext(config=cfg, options=argparse.Namespace(), deps={"trees": {"o=glue": tree}})
+    ctx = JobContext(
+        config=cfg,
+        options=argparse.Namespace(),
+        deps=bdii_update.BdiiUpdateDeps(trees={"o=glue": tree}),
+    )
     try:
         return bdii_update.run(ctx), tree.writes
     finally:

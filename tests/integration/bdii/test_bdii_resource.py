@@ -60,7 +60,9 @@ class Run:
             connect(self.slapd.url, bind_dn=self.slapd.rootdn(), password=self.slapd.password)
         )
         ctx = JobContext(
-            config=self.cfg, options=argparse.Namespace(**options), deps={"trees": {"o=glue": tree}}
+            config=self.cfg,
+            options=argparse.Namespace(**options),
+            deps=bdii_update.BdiiUpdateDeps(trees={"o=glue": tree}),
         )
         try:
             return bdii_update.run(ctx), tree
@@ -253,7 +255,7 @@ def test_provider_mode_prints_entries_below_the_resource_group(state_dir: Path) 
     ctx = JobContext(
         config=make_config(state_dir),
         options=argparse.Namespace(provider=True),
-        deps={"stdout": out},
+        deps=bdii_update.BdiiUpdateDeps(stdout=out),
     )
     report = bdii_update.run(ctx)
     printed = parse(out.getvalue())

@@ -20,6 +20,7 @@ from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.openstack import OpenStackClients
 from fedcloud_core.report import RunReport
+from fedcloud_images.jobs import ImagesDeps
 from support.images_pki import (
     ImagesPki,
     image_desc,
@@ -150,7 +151,7 @@ class Site:
         clients = OpenStackClients.from_config(cfg.openstack)
         self.clients = clients
         counter = Counter(clients)
-        ctx = JobContext(config=cfg, deps={"clients": clients})
+        ctx = JobContext(config=cfg, deps=ImagesDeps(clients=clients))
         report = execute(registry.job("images sync"), ctx)
         return report, counter
 

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fedcloud_accounting import jobs as acct_jobs
 from fedcloud_appliance import metrics
 from fedcloud_cloudinfo import bdii_update
-from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB
+from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
 from fedcloud_core.bdii.ldap import Ldap3Tree, connect
 from fedcloud_core.bdii.service import stop_supervised
 from fedcloud_core.bdii.slapd import Slapd
@@ -172,7 +172,7 @@ def _config(root: Path, pki: Pki, cert: Any, resource_port: int, site_port: int)
     }
 
 
-def _run(spec: JobSpec, cfg: AppConfig, **deps: Any) -> Any:
+def _run(spec: JobSpec, cfg: AppConfig, deps: object | None = None) -> Any:
     opts = argparse.Namespace(once=True, dry_run=False, with_slapd=False)
     return execute(spec, JobContext(config=cfg, options=opts, deps=deps))
 
@@ -206,12 +206,16 @@ def one_cycle(site: Site) -> dict[str, Any]:
     """One real run of every job (the image sync fails: its list server does not answer)."""
     cfg = site.cfg
     reports: dict[str, Any] = {}
-    reports["cloud-info"] = _run(CLOUD_INFO_JOB, cfg, cloud_source=FakeCloud(), now=CLOUD_NOW)
+    reports["cloud-info"] = _run(
+        CLOUD_INFO_JOB, cfg, CloudInfoDeps(cloud_source=FakeCloud(), now=CLOUD_NOW)
+    )
     tree = Ldap3Tree(
         connect(site.resource.url, bind_dn=site.resource.rootdn(), password=site.resource.password)
     )
     try:
-        reports["bdii-update"] = _run(bdii_update.JOB, cfg, trees={"o=glue": tree})
+        reports["bdii-update"] = _run(
+            bdii_update.JOB, cfg, bdii_update.BdiiUpdateDeps(trees={"o=glue": tree})
+        )
     finally:
         tree.close()
     site_spec = site_jobs.JOBS[0]
@@ -230,10 +234,12 @@ def one_cycle(site: Site) -> dict[str, Any]:
         }
     )
     reports["accounting-extract"] = _run(
-        acct_jobs.JOBS[0], acct_cfg, source=standard_source(), now=lambda: END
+        acct_jobs.JOBS[0],
+        acct_cfg,
+        acct_jobs.AccountingDeps(source=standard_source(), now=lambda: END),
     )
     broker = AcceptingBroker()
-    reports["ssm-send"] = _run(ssm_jobs.JOBS[0], cfg, ssm_transport=broker)
+    reports["ssm-send"] = _run(ssm_jobs.JOBS[0], cfg, ssm_jobs.SsmDeps(transport=broker))
     # OpenStack credentials for a Keystone nobody runs: the list server is asked first
     os_env = {
         "OS_AUTH_URL": f"http://127.0.0.1:{free_port()}/v3",

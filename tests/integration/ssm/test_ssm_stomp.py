@@ -236,7 +236,9 @@ def test_broker_killed_mid_run_every_message_delivered_once_or_queued(
 
         transport = KillingTransport() if in_flight == 1 else KillingPipeline()
         spec = ssm_jobs.JOBS[0]
-        report = execute(spec, JobContext(config=config, deps={"ssm_transport": transport}))
+        report = execute(
+            spec, JobContext(config=config, deps=ssm_jobs.SsmDeps(transport=transport))
+        )
         assert report.fatal
         assert report.details.get("transient") is True
         still = set(iter(QueueSimple(str(path))))

@@ -37,9 +37,10 @@ def run_once(tmp_path, src, *, now=END, dry_run=False, **acct):
         now=lambda: now,
         dry_run=dry_run,
         action_cache=ActionCache(action_cache_dir(cfg)) if cfg.accounting.cache_actions else None,
+        window=Window(extract_from=at(0), extract_to=END),
     )
     src.calls.clear()
-    report = ex.run(Window(extract_from=at(0), extract_to=END))
+    report = ex.run()
     records = sorted(
         (
             r
@@ -150,6 +151,7 @@ def test_the_file_of_a_project_no_longer_accounted_is_removed(tmp_path):
         CheckpointStore(tmp_path / "state" / "accounting" / "checkpoints.json"),
         now=lambda: END,
         action_cache=ActionCache(root),
+        window=Window(extract_from=at(0), extract_to=END),
     )
-    assert ex.run(Window(extract_from=at(0), extract_to=END)).counts["projects"] == 1
+    assert ex.run().counts["projects"] == 1
     assert [f.stem for f in root.iterdir()] == [P1]

@@ -49,9 +49,9 @@ def test_the_fleet_queues_the_golden_bytes(tmp_path, monkeypatch):
     cfg = fleet_config(tmp_path, ip_records=True, accelerator_records=True)
     writer = MemoryWriter()
     store = CheckpointStore(tmp_path / "state" / "accounting" / "checkpoints.json")
-    report = Extractor(cfg, fleet(1000), writer, store, now=lambda: FLEET_END).run(
-        Window(extract_to=FLEET_END)
-    )
+    report = Extractor(
+        cfg, fleet(1000), writer, store, now=lambda: FLEET_END, window=Window(extract_to=FLEET_END)
+    ).run()
     assert report.exit_code == ExitCode.OK, report.render_text()
     got = digests(writer)
     if os.environ.get("FEDCLOUD_ACCOUNTING_GOLDEN_WRITE") == "1":

@@ -7,6 +7,7 @@ import io
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -27,6 +28,7 @@ from fedcloud_accounting import jobs
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.errors import AccountingError
 from fedcloud_accounting.extract.facts import Project
+from fedcloud_accounting.jobs import AccountingDeps
 from fedcloud_accounting.record.validate import parse_cloud_message
 from fedcloud_accounting.run import Extractor, Window
 from fedcloud_core.errors import ExitCode, StateVersionError
@@ -214,8 +216,9 @@ def test_rerunning_a_window_gives_identical_messages(tmp_path):
     window = Window(at(0), at(100))
     ex1, _ = extractor(tmp_path / "a", writer=w1)
     ex2, _ = extractor(tmp_path / "b", writer=w2)
-    ex1.run(window)
-    ex2.run(window)
+    ex1.window = ex2.window = window
+    ex1.run()
+    ex2.run()
     assert w1.messages == w2.messages
     assert w1.messages
 
@@ -225,7 +228,8 @@ def test_window_ending_before_the_checkpoint_is_skipped(tmp_path):
     ex.run()
     writer = MemoryWriter()
     ex.writer = writer
-    report = ex.run(Window(extract_to=END - timedelta(days=1)))
+    ex.window = Window(extract_to=END - timedelta(days=1))
+    report = ex.run()
     assert writer.messages == []
     assert store.load()[P1] == END
     assert any("older snapshot" in w for w in report.warnings)
@@ -257,7 +261,7 @@ def _ctx(tmp_path, writer, **options):
     return JobContext(
         config=cfg,
         options=ns,
-        deps={"source": standard_source(), "writer": writer, "now": lambda: END},
+        deps=AccountingDeps(source=standard_source(), writer=writer, now=lambda: END),
     )
 
 
@@ -265,7 +269,7 @@ def test_job_output_dir_writes_a_queue_there_and_keeps_checkpoints(tmp_path):
     from dirq.QueueSimple import QueueSimple
 
     ctx = _ctx(tmp_path, None)
-    ctx.deps.pop("writer")
+    ctx.deps = replace(ctx.deps, writer=None)
     ctx.options.output_dir = tmp_path / "out"
     report = execute(jobs.JOBS[0], ctx)
     assert report.exit_code == ExitCode.OK

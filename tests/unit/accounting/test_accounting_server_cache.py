@@ -37,9 +37,10 @@ def run(tmp, src, now, *, cached=True, start=None, dry_run=False, projects=50):
         dry_run=dry_run,
         action_cache=ActionCache(action_cache_dir(cfg)) if cached else None,
         server_cache=ServerCache(server_cache_dir(cfg)) if cached else None,
+        window=Window(extract_from=start, extract_to=now),
     )
     src.calls.clear()
-    report = ex.run(Window(extract_from=start, extract_to=now))
+    report = ex.run()
     assert report.exit_code == 0, report.render_text()
     return report, sorted(writer.messages)
 

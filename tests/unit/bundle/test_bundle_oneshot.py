@@ -169,3 +169,54 @@ def test_missing_image_is_a_clear_error():
 
     with pytest.raises(PermanentError, match=r"image nope:1 is not present \(make images\)"):
         oneshot.run_oneshot("ssm", oneshot.OneshotSettings(image="nope:1"), client=NoImage(None))
+
+
+# --- oneshot.JOBS restates the job registry and the compose file: tied to both here
+
+
+def _compose_oneshots() -> dict[str, dict]:
+    """The compose bundle's one-shot job services (profile jobs), by their job's key."""
+    import re
+
+    import yaml
+
+    from support.repo_paths import REPO
+
+    doc = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())
+    out = {}
+    for svc in doc["services"].values():
+        cmd = svc.get("command") or []
+        if "jobs" in svc.get("profiles", ()) and cmd[:1] == ["fedcloud-appliance"]:
+            words = tuple(w for w in cmd[1:] if not w.startswith("-") and not w.startswith("/"))
+            mounts = {}
+            for v in svc["volumes"]:
+                m = re.fullmatch(r"(\$\{[^}]*\}[^:]*|[^:]+):([^:]+)(?::(ro|rw))?", v)
+                assert m, v
+                mounts[m.group(2)] = (m.group(1), m.group(3) == "ro")
+            out["-".join(words)] = {"command": words, "mounts": mounts}
+    return out
+
+
+def test_oneshot_jobs_are_the_registrys_scheduled_jobs_outside_the_bdiis():
+    from fedcloud_appliance import registry
+
+    scheduled = {s.key for s in registry.jobs() if s.interval is not None}
+    # bdii-update and site-bdii run inside the long-running BDII containers, not one-shot
+    assert set(oneshot.JOBS) == scheduled - {"bdii-update", "site-bdii"}
+    for key, job in oneshot.JOBS.items():
+        assert tuple(registry.job(key).name.split()) == job.command, key
+
+
+def test_oneshot_jobs_mount_what_the_compose_services_mount():
+    compose = _compose_oneshots()
+    assert set(compose) == set(oneshot.JOBS)
+    for key, job in oneshot.JOBS.items():
+        c = compose[key]
+        assert c["command"] == job.command, key
+        named = {src: tgt for tgt, (src, _) in c["mounts"].items() if not src.startswith("$")}
+        assert named == {v: oneshot.VOLUME_TARGETS[v] for v in job.volumes}, key
+        m = _mounts(oneshot.container_spec(key, oneshot.OneshotSettings()))
+        binds = {t for t, x in m.items() if x["Type"] == "bind"}
+        assert binds == {t for t, (src, _) in c["mounts"].items() if src.startswith("$")}, key
+        for t in binds:
+            assert m[t]["ReadOnly"] is c["mounts"][t][1] is True, (key, t)

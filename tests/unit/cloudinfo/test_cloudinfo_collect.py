@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from cloudinfo_fakes import NOW, FakeSource
 
 from fedcloud_cloudinfo import snapshot
 from fedcloud_cloudinfo.collect import CollectOptions, CollectTimeout, collect
-from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB
+from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
 from fedcloud_core import ldif
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
@@ -179,7 +180,7 @@ def _ctx(tmp_path: Path, src: FakeSource, **opts) -> JobContext:
     return JobContext(
         config=_cfg(tmp_path),
         options=ns,
-        deps={"cloud_source": src, "now": NOW},
+        deps=CloudInfoDeps(cloud_source=src, now=NOW),
         dry_run=opts.get("dry_run", False),
     )
 
@@ -206,13 +207,13 @@ def test_unchanged_cloud_gives_identical_snapshot(tmp_path: Path) -> None:
     path = snapshot.ldif_path(_cfg(tmp_path))
     first = path.read_text()
     later = _ctx(tmp_path, FakeSource())
-    later.deps["now"] = NOW + timedelta(minutes=10)
+    later.deps = replace(later.deps, now=NOW + timedelta(minutes=10))
     execute(CLOUD_INFO_JOB, later)
     assert path.read_text() == first
     changed = FakeSource()
     changed.quota["p-ops"] = {"instances": 11, "cores": 20, "ram": 51200}
     ctx = _ctx(tmp_path, changed)
-    ctx.deps["now"] = NOW + timedelta(minutes=20)
+    ctx.deps = replace(ctx.deps, now=NOW + timedelta(minutes=20))
     execute(CLOUD_INFO_JOB, ctx)
     new = ldif.parse(path.read_text())
     times = {

@@ -16,7 +16,7 @@ import pytest
 from cloudinfo_fakes import NOW, FakeSource
 
 from fedcloud_cloudinfo import snapshot
-from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB
+from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
 from fedcloud_core import ldif
 from fedcloud_core.config import parse_config
 from fedcloud_core.errors import PermanentError
@@ -39,7 +39,7 @@ def _run(tmp_path: Path, src: FakeSource, minutes: int = 0, **opts) -> RunReport
     ctx = JobContext(
         config=_cfg(tmp_path),
         options=ns,
-        deps={"cloud_source": src, "now": NOW + timedelta(minutes=minutes)},
+        deps=CloudInfoDeps(cloud_source=src, now=NOW + timedelta(minutes=minutes)),
         dry_run=opts.get("dry_run", False),
     )
     return execute(CLOUD_INFO_JOB, ctx)

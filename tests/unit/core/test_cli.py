@@ -270,3 +270,45 @@ def test_scheduler_only_and_exclude_pick_the_scheduled_jobs(tmp_path, monkeypatc
     assert (
         cli.main(["scheduler", "--config", cfg, "--only", "ssm-send", "--exclude", "ssm-send"]) == 2
     )
+
+
+def test_a_stdout_data_option_makes_the_run_one_shot_with_the_report_on_stderr(
+    tmp_path, monkeypatch, capsys
+):
+    """JobSpec.stdout_data_option (bdii-update --provider): no --once needed, stdout is data."""
+
+    def run(ctx):
+        print("dn: o=glue")
+        return RunReport(job="x")
+
+    def args(p):
+        p.add_argument("--provider", action="store_true")
+
+    spec = JobSpec(
+        name="accounting extract",
+        help="x",
+        run=run,
+        interval=lambda c: 60,
+        add_arguments=args,
+        stdout_data_option="provider",
+    )
+    monkeypatch.setattr(registry, "jobs", lambda: [spec])
+    cfg = str(_write(tmp_path))
+    assert cli.main(["accounting", "extract", "--provider", "--config", cfg]) == 0
+    out, err = capsys.readouterr()
+    assert out == "dn: o=glue\n"
+    assert "accounting-extract: ok" in err
+
+
+def test_typed_deps_default_to_the_real_ones_and_refuse_another_services():
+    from fedcloud_accounting.jobs import AccountingDeps
+    from fedcloud_core.config import parse_config
+    from fedcloud_core.jobs import JobContext
+    from fedcloud_ssm.jobs import SsmDeps
+
+    cfg = parse_config("site: {name: S}\n", source="t", environ={})
+    assert JobContext(config=cfg).deps_as(AccountingDeps) == AccountingDeps()
+    given = SsmDeps(transport=None)
+    assert JobContext(config=cfg, deps=given).deps_as(SsmDeps) is given
+    with pytest.raises(TypeError, match="takes AccountingDeps dependencies, not SsmDeps"):
+        JobContext(config=cfg, deps=given).deps_as(AccountingDeps)

@@ -177,7 +177,7 @@ def test_member_cloud_entries_come_from_the_images_jobs_clouds_yaml(tmp_path):
     cfg = load_config(_write(tmp_path), secrets=_spec("images-sync").secrets)
     fake = object()
     deps = dict.fromkeys(("clients", "state", "downloader", "glance", "projects", "in_use"), fake)
-    ctx = JobContext(config=cfg, deps={**deps, "sources": [fake]})
+    ctx = JobContext(config=cfg, deps=images_jobs.ImagesDeps(**deps, sources=[fake]))  # type: ignore[arg-type]
     sync_deps = images_jobs.build_deps(ctx)
     with pytest.raises(ConfigError, match=rf"{tmp_path}/images/clouds.yaml: no cloud named 'vo'"):
         sync_deps.member_client("vo")

@@ -276,7 +276,7 @@ def test_dry_run_signs_but_neither_sends_nor_removes(tmp_path):
     ob = _outbox(tmp_path, [cloud_message(1, 1)])
     report = RunReport(job="t", dry_run=True)
     t = FakeTransport()
-    Sender([ob], PlainEncoder(), t).run(report, dry_run=True)
+    Sender([ob], PlainEncoder(), t, dry_run=True).run(report)
     assert report.counts["would_send"] == 1
     assert t.sent == []
     assert not t.opened
