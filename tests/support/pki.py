@@ -110,7 +110,9 @@ def issue(
     cn: str,
     *,
     hosts: tuple[str, ...] = (),
-    valid_for: timedelta = timedelta(days=30),
+    valid_for: timedelta = timedelta(
+        days=365
+    ),  # a host certificate's year (the certificate probe warns under 30 days)
 ) -> Cred:
     """A leaf certificate (client + server use) issued by ``ca``, or self-signed when ``ca`` is None."""
     key = _key()

@@ -393,17 +393,22 @@ PROBE_EXIT = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
 
 def _probe(bundle: Bundle, *args: str) -> tuple[int, str, dict[str, str]]:
-    """A probe as ``scripts/dev/demo probe`` runs it: in a throw-away container of the bundle
-    on the host's network (the certificate in the ssm service, which mounts the host
-    certificate; the others in the status page's service: config, state, spool and cache
-    read-only). Returns the exit code, the status line and the perfdata by label."""
-    service = "ssm" if args[0] == "certificate" else "status-web"
-    extra = () if args[0] == "certificate" else ("--reports-from", "/var/lib/fedcloud-bdii")
-    proc = bundle.compose(
-        "run", "--rm", "--no-deps", "-T", service,
-        "fedcloud-appliance", "probe", *args, *extra,
-        host=True, timeout=180, check=False,
-    )  # fmt: skip
+    """A probe in the bundle's own containers, read-only: bdii, accounting and images in the
+    running status page (config, state, spool, cache and the BDIIs' reports read-only; the
+    BDIIs by their service names), certificate in the ssm service (it mounts the host
+    certificate), openstack in the accounting service on the host's network (the testbed
+    listens on 127.0.0.1). Returns the exit code, the status line and the perfdata by label."""
+    if args[0] in ("certificate", "openstack"):
+        service = "ssm" if args[0] == "certificate" else "accounting"
+        proc = bundle.compose(
+            "run", "--rm", "--no-deps", "-T", service, "fedcloud-appliance", "probe", *args,
+            host=True, timeout=180, check=False,
+        )  # fmt: skip
+    else:
+        proc = bundle.compose(
+            "exec", "-T", "status-web", "fedcloud-appliance", "probe", *args,
+            "--reports-from", "/var/lib/fedcloud-bdii", timeout=180, check=False,
+        )  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, (proc.stdout[-2000:], proc.stderr[-2000:])
     m = PROBE_LINE.match(lines[0])
@@ -420,19 +425,19 @@ def _probe(bundle: Bundle, *args: str) -> tuple[int, str, dict[str, str]]:
 def test_every_probe_against_the_bundle_then_a_stopped_site_bdii(bundle: Bundle):
     """After one cycle of every job (above): each probe of the demo, run in the bundle's own
     containers against its real BDIIs and real state, is OK; a stopped site BDII is CRITICAL."""
-    res, site = bundle.ports["resource"], bundle.ports["site"]
-    code, line, perf = _probe(bundle, "bdii", "--url", f"ldap://127.0.0.1:{res}")
+    res, site = "ldap://resource-bdii:2170", "ldap://site-bdii:2170"
+    code, line, perf = _probe(bundle, "bdii", "--url", res)
     assert code == 0, line
-    assert line.startswith(f"BDII OK - resource BDII ldap://127.0.0.1:{res}: "), line
-    published = _ldap(res, "o=glue", "dn").count("dn: ")
+    assert line.startswith(f"BDII OK - resource BDII {res}: "), line
+    published = _ldap(bundle.ports["resource"], "o=glue", "dn").count("dn: ")
     assert int(perf["entries"].split(";")[0]) == published
     assert int(perf["services"].split(";")[0]) >= 1
     assert int(perf["shares"].split(";")[0]) >= 1
     assert re.fullmatch(r"\d+(\.\d)?min;25;65;0", perf["age"]), perf
 
-    code, line, perf = _probe(bundle, "bdii", "--bdii", "site", "--url", f"ldap://127.0.0.1:{site}")
+    code, line, perf = _probe(bundle, "bdii", "--bdii", "site", "--url", site)
     assert code == 0, line
-    assert f"site BDII ldap://127.0.0.1:{site}" in line
+    assert f"site BDII {site}" in line
     assert int(perf["shares"].split(";")[0]) >= 1
 
     code, line, perf = _probe(bundle, "accounting")
@@ -459,12 +464,10 @@ def test_every_probe_against_the_bundle_then_a_stopped_site_bdii(bundle: Bundle)
 
     bundle.compose("stop", "-t", "5", "site-bdii", timeout=120)
     try:
-        code, line, _ = _probe(
-            bundle, "bdii", "--bdii", "site", "--url", f"ldap://127.0.0.1:{site}"
-        )
+        code, line, _ = _probe(bundle, "bdii", "--bdii", "site", "--url", site)
         assert code == 2, line
         assert line.startswith("BDII CRITICAL - "), line
-        assert f"127.0.0.1:{site}" in line
+        assert site in line
     finally:
         bundle.compose("start", "site-bdii", timeout=120)
         bundle.wait_healthy("site-bdii", timeout=120)
