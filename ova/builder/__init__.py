@@ -7,5 +7,6 @@ Data flow (one module per step)::
              -> validate (what importers check) -> boottest (QEMU TCG + NoCloud seed)
 
 No loop devices, no mounts, no pre-existing VM. External tools run only through
-:mod:`ova.builder.tools` (argument lists, timeouts, checked exit codes, ToolError).
+:mod:`ova.builder.build_tools`, on the appliance's one adapter :mod:`fedcloud_core.external`
+(argument lists, timeouts, checked exit codes, ToolError).
 """

@@ -26,8 +26,8 @@ from cryptography.x509.oid import NameOID
 from fedcloud_core.config import parse_config
 from fedcloud_core.errors import ToolError
 
+from .build_tools import CLOUD_LOCALDS, LDAPSEARCH, QEMU_IMG, SSH, SSH_KEYGEN
 from .settings import Settings
-from .tools import CLOUD_LOCALDS, LDAPSEARCH, QEMU_IMG, SSH, SSH_KEYGEN
 from .userdata import appliance_files, firstboot_selection, render_user_data
 
 GUEST_USER = "debian"

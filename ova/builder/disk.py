@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .tools import E2FSCK, GRUB_MKIMAGE, MKFS_EXT4, SFDISK
+from .build_tools import E2FSCK, GRUB_MKIMAGE, MKFS_EXT4, SFDISK
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import yaml
 
 from fedcloud_core.errors import ToolError
 
+from .build_tools import DOCKER, DPKG_QUERY, IP
 from .settings import Settings
-from .tools import DOCKER, DPKG_QUERY, IP
 
 log = logging.getLogger(__name__)
 

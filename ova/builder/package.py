@@ -12,8 +12,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from .build_tools import QEMU_IMG
 from .settings import Settings
-from .tools import QEMU_IMG
 
 log = logging.getLogger(__name__)
 

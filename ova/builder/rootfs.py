@@ -9,8 +9,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from .build_tools import CHROOT, MMDEBSTRAP
 from .settings import GUEST_PACKAGES, PRUNED_MODULE_TREES, Settings
-from .tools import CHROOT, MMDEBSTRAP
 
 log = logging.getLogger(__name__)
 

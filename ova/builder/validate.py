@@ -10,9 +10,9 @@ from pathlib import Path
 
 from fedcloud_core.errors import ToolError
 
+from .build_tools import QEMU_IMG, SHA256SUM, VIRT_V2V, XMLLINT
 from .package import parse_manifest, sha256_file
 from .settings import Settings
-from .tools import QEMU_IMG, SHA256SUM, VIRT_V2V, XMLLINT
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from .action_cache import ActionCache
 from .checkpoint import CheckpointStore
 from .extract.openstack import OpenStackUsageSource
 from .extract.source import UsageSource
-from .messenger.queue import DirqWriter, QueueWriter
-from .run import (
+from .extractor import (
     JOB,
     Extractor,
     Window,
@@ -26,6 +25,7 @@ from .run import (
     checkpoint_path,
     server_cache_dir,
 )
+from .messenger.queue import DirqWriter, QueueWriter
 from .server_cache import ServerCache
 
 
@@ -111,4 +111,4 @@ JOBS = [
         interval=lambda c: c.scheduler.accounting,
     ),
 ]
-TOOLS: list = []
+COMMANDS: list = []

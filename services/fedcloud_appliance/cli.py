@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import yaml
 
 from fedcloud_core import __version__
+from fedcloud_core.commands import CommandSpec
 from fedcloud_core.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
@@ -29,13 +30,12 @@ from fedcloud_core.config.loader import SecretScope
 from fedcloud_core.errors import ConfigError, ExitCode, FedcloudError, LockHeldError, exit_code_for
 from fedcloud_core.files import atomic_write
 from fedcloud_core.jobs import JobContext, JobSpec, execute
-from fedcloud_core.legacy import merge_fragments, scrub_secrets
 from fedcloud_core.logs import setup_logging
+from fedcloud_core.predecessor_config import merge_fragments, scrub_secrets
 from fedcloud_core.report import RunReport
 from fedcloud_core.scheduler import RetryPolicy, build_scheduler, run_forever
-from fedcloud_core.tools import ToolSpec
 
-from . import oneshot, probes, registry, status, web
+from . import catalog, oneshot, probes, status, web
 
 log = logging.getLogger("fedcloud_appliance")
 
@@ -128,31 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
         "config import-legacy",
         help="convert the older tools' config files into appliance YAML",
         description="Convert legacy files ("
-        + ", ".join(i.name for i in registry.importers())
+        + ", ".join(i.name for i in catalog.importers())
         + ") into appliance config YAML on stdout (secrets are left out).",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="legacy config files")
     p.add_argument(
         "--format",
         dest="legacy_format",
-        choices=[i.name for i in registry.importers()],
+        choices=[i.name for i in catalog.importers()],
         help="format of the files (default: guessed from the file name)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     _common(p)
     p.set_defaults(handler=cmd_import_legacy)
 
-    for spec in registry.jobs():
+    for spec in catalog.jobs():
         p = add(spec.name, help=spec.help, description=spec.description or spec.help)
         _job_options(p)
         if spec.add_arguments:
             spec.add_arguments(p)
         p.set_defaults(handler=cmd_job, job=spec)
-    for tool in registry.tools():
-        p = add(tool.name, help=tool.help, description=tool.description or tool.help)
-        tool.add_arguments(p)
+    for command in catalog.commands():
+        p = add(command.name, help=command.help, description=command.description or command.help)
+        command.add_arguments(p)
         _common(p)
-        p.set_defaults(handler=cmd_tool, tool=tool)
+        p.set_defaults(handler=cmd_command, command_spec=command)
 
     p = add(
         "status",
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         nargs="+",
         metavar="JOB",
-        choices=[j.key for j in registry.jobs()],
+        choices=[j.key for j in catalog.jobs()],
         help="only these jobs (default: all)",
     )
     p.add_argument(
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="jobs",
         nargs="+",
         metavar="JOB",
-        choices=[j.key for j in registry.jobs()],
+        choices=[j.key for j in catalog.jobs()],
         help="only these jobs (default: all enabled)",
     )
     p.add_argument(
@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="JOB",
         default=[],
-        choices=[j.key for j in registry.jobs()],
+        choices=[j.key for j in catalog.jobs()],
         help="not these jobs (e.g. images-sync, which the bundle runs in a container of its "
         "own, without the host key)",
     )
@@ -314,10 +314,10 @@ def cmd_config_sample(args: argparse.Namespace) -> int:
 
 
 def _pick_importer(path: Path, fmt: str | None) -> Any:
-    for imp in registry.importers():
+    for imp in catalog.importers():
         if (fmt and imp.name == fmt) or (not fmt and imp.matches(path)):
             return imp
-    names = ", ".join(i.name for i in registry.importers())
+    names = ", ".join(i.name for i in catalog.importers())
     raise ConfigError(
         f"{path}: cannot tell the format of this file; give --format (one of: {names})"
     )
@@ -393,9 +393,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def cmd_tool(args: argparse.Namespace) -> int:
-    tool: ToolSpec = args.tool
-    return tool.main(args)
+def cmd_command(args: argparse.Namespace) -> int:
+    command: CommandSpec = args.command_spec
+    return command.main(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -468,7 +468,7 @@ def scheduled_jobs(only: Sequence[str] | None, exclude: Sequence[str] = ()) -> l
         raise ConfigError(
             f"scheduler: {', '.join(sorted(wanted & skip))} given to both --only and --exclude"
         )
-    specs = [s for s in registry.jobs() if (not wanted or s.key in wanted) and s.key not in skip]
+    specs = [s for s in catalog.jobs() if (not wanted or s.key in wanted) and s.key not in skip]
     if not specs:
         raise ConfigError("scheduler: --only/--exclude leave no job to run")
     return specs

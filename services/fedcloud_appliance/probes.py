@@ -189,9 +189,9 @@ def _heartbeat_age(
 
 
 def _interval(cfg: AppConfig, job: str) -> int:
-    from . import registry
+    from . import catalog
 
-    for spec in registry.jobs():
+    for spec in catalog.jobs():
         if spec.key == job:
             return spec.interval(cfg) if spec.interval else 0
     return 0
@@ -537,7 +537,7 @@ def cert_facts(cert: Path, key: Path | None, capath: Path | None, timeout: float
     from cryptography.hazmat.primitives import serialization
 
     from fedcloud_core.errors import ToolError
-    from fedcloud_core.tool import run_tool
+    from fedcloud_core.external import run_tool
 
     try:
         c = x509.load_pem_x509_certificate(cert.read_bytes())

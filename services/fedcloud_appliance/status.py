@@ -35,7 +35,7 @@ from fedcloud_core.bdii import dn as dnlib
 from fedcloud_core.config import AppConfig
 from fedcloud_core.report import heartbeat_path, load_report
 
-from . import certinfo, registry, trends
+from . import catalog, certinfo, trends
 
 #: grace added to 2 x interval before a job counts as overdue (slow runs, jitter)
 OVERDUE_GRACE = 300
@@ -255,7 +255,7 @@ def collect(
     now = now or datetime.now(UTC)
     state = config.paths.state_dir
     rows = []
-    for spec in registry.jobs():
+    for spec in catalog.jobs():
         if jobs and spec.key not in jobs:
             continue
         where = report_dir([state, *report_dirs], spec.key) if report_dirs else state

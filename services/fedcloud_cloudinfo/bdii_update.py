@@ -33,7 +33,7 @@ from fedcloud_core.bdii.ldap import LdapUrl
 from fedcloud_core.bdii.publish import Item, Prepared, prepare, publish, state_file
 from fedcloud_core.bdii.service import Target, read_password, supervised_slapd
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings, glue21_schema_file
-from fedcloud_core.bdii.snapshot import Health, Snapshot, load_snapshot
+from fedcloud_core.bdii.snapshot_reader import Health, Snapshot, load_snapshot
 from fedcloud_core.bdii.sync import LdapTree, plan_sync
 from fedcloud_core.config import AppConfig
 from fedcloud_core.errors import ConfigError

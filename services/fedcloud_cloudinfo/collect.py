@@ -30,7 +30,7 @@ from fedcloud_core.report import RunReport, utcnow
 
 from .errors import CollectTimeout
 from .model import Accelerator, Endpoint, Flavor, Image, Share, Site
-from .snapshot import ItemMemory, Remembered
+from .snapshot_files import ItemMemory, Remembered
 from .source import CloudSource, RawFlavor, RawImage, RawProject
 
 log = logging.getLogger(__name__)

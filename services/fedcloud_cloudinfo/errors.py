@@ -11,7 +11,7 @@ A failed OpenStack call raises the core's ``OpenStackError``
 (:func:`fedcloud_core.openstack.classify_openstack_error`): ``OpenStackRefused``
 (401/403) and ``OpenStackRequestFailed`` are permanent, so nothing is reused for that
 item; ``OpenStackUnavailable`` is transient, so the item's previous answer is reused
-(:mod:`fedcloud_cloudinfo.snapshot`). bdii-update raises the core's ``BdiiError`` family
+(:mod:`fedcloud_cloudinfo.snapshot_files`). bdii-update raises the core's ``BdiiError`` family
 (:mod:`fedcloud_core.bdii.errors`).
 """
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from fedcloud_core import __version__, ldif
 from fedcloud_core.ams import AmsClient
+from fedcloud_core.commands import CommandSpec
 from fedcloud_core.config import load_config
 from fedcloud_core.errors import ExitCode
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
-from fedcloud_core.tools import ToolSpec
 
 from . import publish as ams_publish
-from . import snapshot
+from . import snapshot_files
 from .bdii_update import JOB as BDII_UPDATE_JOB
 from .collect import collect, options_from
 from .render.glue20 import glue20_entries
@@ -90,8 +90,8 @@ def run(ctx: JobContext) -> RunReport:
     if publish_to == "ams":
         ams_publish.ams_topic(cfg)  # a missing gocdb_id is a config error before any work
     source = _source(ctx)
-    items_file = snapshot.items_path(cfg)
-    memory, problem = snapshot.read_items(items_file)  # answers reused for failed calls
+    items_file = snapshot_files.items_path(cfg)
+    memory, problem = snapshot_files.read_items(items_file)  # answers reused for failed calls
     if problem:
         report.warn(problem)
     started = time.monotonic()
@@ -103,8 +103,8 @@ def run(ctx: JobContext) -> RunReport:
         report.count("collect_seconds", round(time.monotonic() - started, 3))
     started = time.monotonic()
     entries = glue21_entries(site) if fmt == "glue21-ldif" else glue20_entries(site)
-    target = snapshot.ldif_path(cfg)
-    entries = snapshot.stabilise(entries, snapshot.read_previous(target))
+    target = snapshot_files.ldif_path(cfg)
+    entries = snapshot_files.stabilise(entries, snapshot_files.read_previous(target))
     ldif_text = ldif.render(entries)
     chosen = render_json(site) if fmt == "glue21-json" else ldif_text
     report.count("entries", len(entries))
@@ -120,14 +120,14 @@ def run(ctx: JobContext) -> RunReport:
         sys.stdout.write(pub.dry_run_text() if pub is not None else chosen)
         sys.stdout.flush()
         return report
-    snapshot.write_text(target, ldif_text)
-    snapshot.write_items(items_file, memory)  # the answers behind this snapshot
+    snapshot_files.write_text(target, ldif_text)
+    snapshot_files.write_items(items_file, memory)  # the answers behind this snapshot
     report.details["snapshot"] = str(target)
     if fmt == "glue21-json":
-        snapshot.write_text(snapshot.json_path(cfg), chosen)
-        report.details["snapshot_json"] = str(snapshot.json_path(cfg))
+        snapshot_files.write_text(snapshot_files.json_path(cfg), chosen)
+        report.details["snapshot_json"] = str(snapshot_files.json_path(cfg))
     if output:
-        snapshot.write_text(output, chosen)
+        snapshot_files.write_text(output, chosen)
         report.details["output"] = str(output)
     if pub is not None:
         client = ctx.deps_as(CloudInfoDeps).ams_client or ams_publish.build_client(cfg)
@@ -143,7 +143,7 @@ def _snapshot_arguments(p: argparse.ArgumentParser) -> None:
 def snapshot_main(args: argparse.Namespace) -> int:
     """Print the last good snapshot LDIF (an executable for a stock BDII's provider dir)."""
     cfg = load_config(args.config)
-    path = snapshot.ldif_path(cfg)
+    path = snapshot_files.ldif_path(cfg)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -166,8 +166,8 @@ CLOUD_INFO_JOB = JobSpec(
 )
 
 JOBS = [CLOUD_INFO_JOB, BDII_UPDATE_JOB]
-TOOLS: list[Any] = [
-    ToolSpec(
+COMMANDS: list[Any] = [
+    CommandSpec(
         name="cloud-info-snapshot",
         help="print the last good cloud-info snapshot (LDIF provider)",
         add_arguments=_snapshot_arguments,

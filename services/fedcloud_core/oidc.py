@@ -36,8 +36,8 @@ from keystoneauth1.identity.v3.oidc import OidcAccessToken
 
 from .config.openstack import OidcConfig
 from .errors import PermanentError, ToolError, TransientError
+from .external import run_tool
 from .logs import redact, register_secret
-from .tool import run_tool
 
 log = logging.getLogger(__name__)
 

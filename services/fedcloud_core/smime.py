@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from .errors import FedcloudError, PermanentError
-from .tool import run_tool
+from .external import run_tool
 
 OPENSSL = "openssl"
 

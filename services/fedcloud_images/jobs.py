@@ -11,12 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from fedcloud_core.commands import CommandSpec
 from fedcloud_core.config import AppConfig
 from fedcloud_core.config.openstack import OpenStackConfig
 from fedcloud_core.errors import ConfigError
 from fedcloud_core.jobs import JobContext, JobSpec
 from fedcloud_core.report import RunReport
-from fedcloud_core.tools import ToolSpec
 
 from . import imagelist
 from .cache.download import Downloader
@@ -25,7 +25,7 @@ from .cache.state import State
 from .glance import GlanceImages
 from .sources.hepix import HepixSource
 from .sources.http import make_session
-from .sources.registry import RegistrySourceClient
+from .sources.oci_registry import RegistrySourceClient
 from .sync import ImageSync, SyncDeps
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,8 @@ JOBS = [
         "download the selected images into the cache and keep Glance in sync.",
     ),
 ]
-TOOLS = [
-    ToolSpec(
+COMMANDS = [
+    CommandSpec(
         name="imagelist sign",
         help="build and sign a HEPiX image list",
         add_arguments=imagelist.add_arguments,

@@ -320,4 +320,4 @@ JOBS = [
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     ),
 ]
-TOOLS: list = []
+COMMANDS: list = []

@@ -107,4 +107,4 @@ JOBS = [
         "is removed only after the broker acknowledged it.",
     ),
 ]
-TOOLS: list = []
+COMMANDS: list = []

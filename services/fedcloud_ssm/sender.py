@@ -32,8 +32,8 @@ from .errors import (
     MessageTooLarge,
     SsmError,
 )
+from .halving import split_in_two
 from .outbox import Outbox
-from .split import split_in_two
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
-from fedcloud_appliance import registry  # noqa: E402
+from fedcloud_appliance import catalog  # noqa: E402
 from fedcloud_core.config import parse_config  # noqa: E402
 from fedcloud_core.jobs import JobContext, execute  # noqa: E402
 from fedcloud_core.openstack import OpenStackClients  # noqa: E402
@@ -279,7 +279,7 @@ def bench_ours(
         },
     }
     cfg = parse_config(json.dumps(doc), source="bench", environ={})
-    spec = registry.job("images sync")
+    spec = catalog.job("images sync")
     out: dict[str, Any] = {}
     try:
         for key in ("first", "unchanged"):

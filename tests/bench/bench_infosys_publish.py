@@ -38,7 +38,7 @@ from fedcloud_core.bdii.ldap import Ldap3Tree, connect
 from fedcloud_core.bdii.publish import Item, PublishResult, prepare, publish, state_file
 from fedcloud_core.bdii.service import stop_supervised
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
-from fedcloud_core.bdii.snapshot import load_snapshot
+from fedcloud_core.bdii.snapshot_reader import load_snapshot
 from fedcloud_core.ldif import Entry, render
 from fedcloud_core.report import RunReport
 

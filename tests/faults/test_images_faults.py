@@ -22,12 +22,12 @@ import pytest
 import yaml
 
 from faults.faultlib import CutProxy, OwnGlance, can_mount, resize_tmpfs, tmpfs, wait_for
-from fedcloud_appliance import registry
+from fedcloud_appliance import catalog
 from fedcloud_core.config import parse_config
+from fedcloud_core.external import run_tool
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.openstack import OpenStackClients
 from fedcloud_core.report import RunReport
-from fedcloud_core.tool import run_tool
 from fedcloud_images.jobs import ImagesDeps
 from support.images_pki import ImagesPki, image_desc, make_images_pki, signed_list
 from support.imageserver import ImageServer
@@ -144,7 +144,7 @@ class Site:
             )
         self.clients = clients
         report = execute(
-            registry.job("images sync"), JobContext(config=cfg, deps=ImagesDeps(clients=clients))
+            catalog.job("images sync"), JobContext(config=cfg, deps=ImagesDeps(clients=clients))
         )
         print("operator sees:", report.summary(), report.errors)
         return report

@@ -31,9 +31,9 @@ from fedcloud_core.bdii import service
 from fedcloud_core.bdii.dn import normalize
 from fedcloud_core.bdii.slapd import Slapd
 from fedcloud_core.config import parse_config
+from fedcloud_core.external import run_tool
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.ldif import Entry, parse, render
-from fedcloud_core.tool import run_tool
 
 pytestmark = pytest.mark.faults
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 from fedcloud_images import imagelist
 from support.pki import Cred, Pki, issue, make_pki
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 
 
 @dataclass

@@ -43,9 +43,9 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from ..errors import ToolError
+from ..external import run_tool
 from ..files import atomic_write
 from ..ldif import Entry, LdifError, Record, render_entry
-from ..tool import run_tool
 from . import dn as dnlib
 from .errors import SlapdError
 from .sync import Failure

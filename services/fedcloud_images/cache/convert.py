@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcloud_core.errors import ToolError
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 
 from ..errors import ConversionError
 

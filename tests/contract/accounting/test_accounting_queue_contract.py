@@ -15,13 +15,13 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "accounting"))
 from accounting_fakes import END, P1, make_config, server, standard_source
 
 from fedcloud_accounting.checkpoint import CheckpointStore
+from fedcloud_accounting.extractor import Extractor
 from fedcloud_accounting.messenger.queue import DirqWriter
 from fedcloud_accounting.record.validate import (
     check_cloud_message,
     check_json_message,
     check_storage_message,
 )
-from fedcloud_accounting.run import Extractor
 
 pytestmark = pytest.mark.contract
 CHECKS = {
@@ -117,8 +117,8 @@ def test_signed_and_base64_largest_message_is_under_one_megabyte(tmp_path):
     from cryptography.hazmat.primitives.serialization import pkcs7
     from cryptography.x509.oid import NameOID
 
+    from fedcloud_accounting.messenger.batching import split
     from fedcloud_accounting.messenger.render import CLOUD, cloud_chunk
-    from fedcloud_accounting.messenger.split import split
     from fedcloud_core.config.accounting import MAX_BODY_BYTES
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedcloud_core.bdii.slapd import SlapdSettings, hash_password, render_config
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 
 pytestmark = pytest.mark.contract
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 from fedcloud_images.cache import convert
 from fedcloud_images.errors import ConversionError
 from support.images_pki import make_disk, make_ova

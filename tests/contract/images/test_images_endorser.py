@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from fedcloud_core import smime
 from fedcloud_core.config.images import Subscription
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 from fedcloud_core.x509names import AmbiguousDN, parse_dn, same_name
 from fedcloud_images import imagelist
 from fedcloud_images.errors import ListRejected

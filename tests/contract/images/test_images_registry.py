@@ -13,7 +13,7 @@ from fedcloud_core.config.images import RegistrySource
 from fedcloud_images.cache.download import Downloader
 from fedcloud_images.errors import ListRejected
 from fedcloud_images.sources.http import make_session
-from fedcloud_images.sources.registry import RegistrySourceClient
+from fedcloud_images.sources.oci_registry import RegistrySourceClient
 from support.imageserver import RegistryServer
 
 pytestmark = pytest.mark.contract

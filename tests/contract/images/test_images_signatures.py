@@ -10,7 +10,7 @@ import pytest
 
 from fedcloud_core import smime
 from fedcloud_core.config.images import Subscription
-from fedcloud_core.tool import run_tool
+from fedcloud_core.external import run_tool
 from fedcloud_images.errors import ListRejected
 from fedcloud_images.sources.hepix import HepixSource
 from fedcloud_images.sources.http import make_session

@@ -158,7 +158,7 @@ def test_untrusted_ams_certificate_is_refused(tmp_path, pki, fresh, capsys):
     other = tmp_path / "other-capath"
     other.mkdir()
     (other / "ca.pem").write_bytes(pki.other_ca.cert.read_bytes())
-    from fedcloud_core.tool import run_tool
+    from fedcloud_core.external import run_tool
 
     run_tool(["openssl", "rehash", str(other)])
     fill_queue(tmp_path / "spool" / "outgoing" / "cloud", [cloud_message(1, 2)])

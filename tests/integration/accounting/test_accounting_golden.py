@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from dirq.QueueSimple import QueueSimple
 
+from fedcloud_accounting import extractor as accounting_extractor
 from fedcloud_accounting import jobs
-from fedcloud_accounting import run as accounting_run
 from fedcloud_accounting.extract.facts import FloatingIP, Server, Volume
 from fedcloud_accounting.extract.openstack import OpenStackUsageSource
 from fedcloud_core import __version__
@@ -117,7 +117,7 @@ def extract_seeded(testbed: Any, tmp: Path, version: str) -> tuple[dict[str, lis
     ns = argparse.Namespace(output_dir=None, extract_from=end - timedelta(days=30), extract_to=end)
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(accounting_run, "__version__", version)
+        mp.setattr(accounting_extractor, "__version__", version)
         report = execute(
             jobs.JOBS[0],
             JobContext(config=cfg, options=ns, deps=jobs.AccountingDeps(source=source)),

@@ -242,7 +242,7 @@ def test_openstack_down_for_one_project_keeps_its_checkpoint_and_a_rerun_complet
     assert report.exit_code == ExitCode.PARTIAL, report.render_text()
     assert any(second in e and "OpenStack failed" in e for e in report.errors)
     from fedcloud_accounting.checkpoint import CheckpointStore
-    from fedcloud_accounting.run import checkpoint_path
+    from fedcloud_accounting.extractor import checkpoint_path
 
     store = CheckpointStore(checkpoint_path(cfg))
     assert set(store.load()) == set(pids) - {second}

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 from fedcloud_core.bdii.slapd import Slapd, SlapdSettings
+from fedcloud_core.external import run_tool
 from fedcloud_core.ldif import Entry, parse
-from fedcloud_core.tool import run_tool
 
 # the spec's example resource tree, kept in the project (a user's clone has no ../shared)
 EXAMPLE = Path(__file__).resolve().parents[2] / "fixtures" / "glue" / "resource-glue20-cloud.ldif"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from contract.cloudinfo.cloudinfo_slapd import ScratchSlapd
-from fedcloud_cloudinfo import GLUE21_SCHEMA, snapshot
+from fedcloud_cloudinfo import GLUE21_SCHEMA, snapshot_files
 from fedcloud_cloudinfo.collect import CollectOptions, collect
 from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB
 from fedcloud_cloudinfo.render import RENDERERS
@@ -60,7 +60,7 @@ def run(seed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[
     )
     report = execute(CLOUD_INFO_JOB, ctx)
     assert report.status is RunStatus.OK, report.render_text()
-    text = snapshot.ldif_path(cfg).read_text(encoding="utf-8")
+    text = snapshot_files.ldif_path(cfg).read_text(encoding="utf-8")
     return {"cfg": cfg, "report": report, "text": text, "entries": ldif.parse(text)}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fedcloud_appliance import registry
+from fedcloud_appliance import catalog
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.openstack import OpenStackClients
@@ -152,7 +152,7 @@ class Site:
         self.clients = clients
         counter = Counter(clients)
         ctx = JobContext(config=cfg, deps=ImagesDeps(clients=clients))
-        report = execute(registry.job("images sync"), ctx)
+        report = execute(catalog.job("images sync"), ctx)
         return report, counter
 
     def glance_images(self) -> dict[str, dict[str, Any]]:

@@ -12,8 +12,8 @@ from accounting_fakes import END, P1, P2, MemoryWriter, at, make_config, server,
 from fedcloud_accounting.action_cache import SETTLED, ActionCache
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extract.facts import Action
+from fedcloud_accounting.extractor import Extractor, Window, action_cache_dir
 from fedcloud_accounting.record.validate import parse_cloud_message
-from fedcloud_accounting.run import Extractor, Window, action_cache_dir
 
 pytestmark = pytest.mark.unit
 

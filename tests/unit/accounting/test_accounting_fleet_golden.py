@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from accounting_fakes import FLEET_END, MemoryWriter, fleet, fleet_config
 
-from fedcloud_accounting import run as accounting_run
+from fedcloud_accounting import extractor as accounting_extractor
 from fedcloud_accounting.checkpoint import CheckpointStore
-from fedcloud_accounting.run import Extractor, Window
+from fedcloud_accounting.extractor import Extractor, Window
 from fedcloud_core.errors import ExitCode
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,7 @@ def digests(writer: MemoryWriter) -> dict[str, object]:
 
 
 def test_the_fleet_queues_the_golden_bytes(tmp_path, monkeypatch):
-    monkeypatch.setattr(accounting_run, "__version__", "golden")
+    monkeypatch.setattr(accounting_extractor, "__version__", "golden")
     cfg = fleet_config(tmp_path, ip_records=True, accelerator_records=True)
     writer = MemoryWriter()
     store = CheckpointStore(tmp_path / "state" / "accounting" / "checkpoints.json")

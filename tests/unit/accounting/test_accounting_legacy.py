@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedcloud_accounting.legacy import IMPORTERS, convert_caso_conf, convert_voms_json
+from fedcloud_accounting.predecessor_config import IMPORTERS, convert_caso_conf, convert_voms_json
 from fedcloud_appliance.cli import main
 from fedcloud_core.errors import ConfigError
 

@@ -9,8 +9,8 @@ from accounting_fakes import SMALL, at, server
 
 from fedcloud_accounting.extract.facts import Action, FloatingIP, Volume
 from fedcloud_accounting.extract.timeline import usage
+from fedcloud_accounting.messenger.batching import RecordTooLarge, split
 from fedcloud_accounting.messenger.render import CLOUD, IP, STORAGE, cloud_chunk, json_chunk
-from fedcloud_accounting.messenger.split import RecordTooLarge, split
 from fedcloud_accounting.record.build import (
     Lookups,
     SiteInfo,

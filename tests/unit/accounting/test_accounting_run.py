@@ -28,9 +28,9 @@ from fedcloud_accounting import jobs
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.errors import AccountingError
 from fedcloud_accounting.extract.facts import Project
+from fedcloud_accounting.extractor import Extractor, Window
 from fedcloud_accounting.jobs import AccountingDeps
 from fedcloud_accounting.record.validate import parse_cloud_message
-from fedcloud_accounting.run import Extractor, Window
 from fedcloud_core.errors import ExitCode, StateVersionError
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.lock import RunLock

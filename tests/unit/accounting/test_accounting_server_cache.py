@@ -18,7 +18,7 @@ from accounting_fakes import (
 from fedcloud_accounting.action_cache import ActionCache
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extract.facts import Action
-from fedcloud_accounting.run import Extractor, Window, action_cache_dir, server_cache_dir
+from fedcloud_accounting.extractor import Extractor, Window, action_cache_dir, server_cache_dir
 from fedcloud_accounting.server_cache import ServerCache
 
 pytestmark = pytest.mark.unit

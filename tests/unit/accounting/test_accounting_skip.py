@@ -12,8 +12,8 @@ from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extract.facts import Action
 from fedcloud_accounting.extract.openstack import server_from_api
 from fedcloud_accounting.extract.timeline import history_matters
+from fedcloud_accounting.extractor import Extractor
 from fedcloud_accounting.record.validate import parse_cloud_message
-from fedcloud_accounting.run import Extractor
 
 pytestmark = pytest.mark.unit
 BUILD = timedelta(seconds=300)

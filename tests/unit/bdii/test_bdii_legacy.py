@@ -9,8 +9,8 @@ import yaml
 
 from fedcloud_core.config import parse_config
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import merge_fragments
-from fedcloud_sitebdii.legacy import (
+from fedcloud_core.predecessor_config import merge_fragments
+from fedcloud_sitebdii.predecessor_config import (
     IMPORTERS,
     convert_site_cfg,
     convert_site_defaults,

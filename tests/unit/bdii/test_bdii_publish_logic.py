@@ -177,7 +177,7 @@ def test_site_rehome_of_records_equals_the_entry_rehome(dn: str) -> None:
 def test_snapshot_read_again_only_when_its_content_changed(tmp_path: Path) -> None:
     import os
 
-    from fedcloud_core.bdii.snapshot import Health, load_snapshot
+    from fedcloud_core.bdii.snapshot_reader import Health, load_snapshot
 
     group = Entry("GLUE2GroupID=resource,o=glue").add("objectClass", "GLUE2Group")
     img = Entry("GLUE2ApplicationEnvironmentID=i,GLUE2GroupID=resource,o=glue")

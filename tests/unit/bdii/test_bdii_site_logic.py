@@ -10,7 +10,7 @@ import pytest
 from fedcloud_core.bdii.errors import LdapUnavailable
 from fedcloud_core.bdii.ldap import LdapUrl
 from fedcloud_core.bdii.slapd import SlapdSettings, hash_password, render_config
-from fedcloud_core.bdii.snapshot import Health, load_snapshot
+from fedcloud_core.bdii.snapshot_reader import Health, load_snapshot
 from fedcloud_core.config.site import SiteConfig
 from fedcloud_core.ldif import Entry
 from fedcloud_sitebdii import source, tree

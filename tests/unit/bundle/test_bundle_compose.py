@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedcloud_appliance import cli, oneshot, registry
+from fedcloud_appliance import catalog, cli, oneshot
 from fedcloud_core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -162,7 +162,7 @@ def test_scheduler_only_and_exclude():
     with pytest.raises(ConfigError, match="both"):
         cli.scheduled_jobs(["ssm-send"], ["ssm-send"])
     with pytest.raises(ConfigError, match="no job"):
-        cli.scheduled_jobs(None, [s.key for s in registry.jobs()])
+        cli.scheduled_jobs(None, [s.key for s in catalog.jobs()])
     # --jobs stays an alias of --only
     args = cli.build_parser().parse_args(["scheduler", "--jobs", "ssm-send"])
     assert (args.jobs, args.exclude) == (["ssm-send"], [])

@@ -198,13 +198,13 @@ def _compose_oneshots() -> dict[str, dict]:
 
 
 def test_oneshot_jobs_are_the_registrys_scheduled_jobs_outside_the_bdiis():
-    from fedcloud_appliance import registry
+    from fedcloud_appliance import catalog
 
-    scheduled = {s.key for s in registry.jobs() if s.interval is not None}
+    scheduled = {s.key for s in catalog.jobs() if s.interval is not None}
     # bdii-update and site-bdii run inside the long-running BDII containers, not one-shot
     assert set(oneshot.JOBS) == scheduled - {"bdii-update", "site-bdii"}
     for key, job in oneshot.JOBS.items():
-        assert tuple(registry.job(key).name.split()) == job.command, key
+        assert tuple(catalog.job(key).name.split()) == job.command, key
 
 
 def test_oneshot_jobs_mount_what_the_compose_services_mount():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cloudinfo_fakes import NOW, FakeSource
 
-from fedcloud_cloudinfo import snapshot
+from fedcloud_cloudinfo import snapshot_files
 from fedcloud_cloudinfo.collect import CollectOptions, CollectTimeout, collect
 from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
 from fedcloud_core import ldif
@@ -188,7 +188,7 @@ def _ctx(tmp_path: Path, src: FakeSource, **opts) -> JobContext:
 def test_job_writes_snapshot_and_keeps_it_on_failure(tmp_path: Path) -> None:
     report = execute(CLOUD_INFO_JOB, _ctx(tmp_path, FakeSource()))
     assert report.status is RunStatus.OK, report.render_text()
-    path = snapshot.ldif_path(_cfg(tmp_path))
+    path = snapshot_files.ldif_path(_cfg(tmp_path))
     first = path.read_text()
     assert len(ldif.parse(first)) == report.counts["entries"]
     assert report.counts["api_calls"] == 12  # 4 lists + 2x2 per project + 2 + 1 + capacity
@@ -204,7 +204,7 @@ def test_unchanged_cloud_gives_identical_snapshot(tmp_path: Path) -> None:
     from datetime import timedelta
 
     execute(CLOUD_INFO_JOB, _ctx(tmp_path, FakeSource()))
-    path = snapshot.ldif_path(_cfg(tmp_path))
+    path = snapshot_files.ldif_path(_cfg(tmp_path))
     first = path.read_text()
     later = _ctx(tmp_path, FakeSource())
     later.deps = replace(later.deps, now=NOW + timedelta(minutes=10))
@@ -232,7 +232,7 @@ def test_dry_run_prints_and_writes_nothing(
     report = execute(CLOUD_INFO_JOB, ctx)
     assert report.status is RunStatus.DRY_RUN
     assert '"CloudComputingService"' in capsys.readouterr().out
-    assert not snapshot.ldif_path(_cfg(tmp_path)).exists()
+    assert not snapshot_files.ldif_path(_cfg(tmp_path)).exists()
 
 
 def test_json_format_also_writes_glue20_snapshot_and_output(tmp_path: Path) -> None:
@@ -241,5 +241,5 @@ def test_json_format_also_writes_glue20_snapshot_and_output(tmp_path: Path) -> N
     ctx.options.output = tmp_path / "out.json"
     execute(CLOUD_INFO_JOB, ctx)
     cfg = _cfg(tmp_path)
-    assert "GLUE2ComputingService" in snapshot.ldif_path(cfg).read_text()
-    assert (tmp_path / "out.json").read_text() == snapshot.json_path(cfg).read_text()
+    assert "GLUE2ComputingService" in snapshot_files.ldif_path(cfg).read_text()
+    assert (tmp_path / "out.json").read_text() == snapshot_files.json_path(cfg).read_text()

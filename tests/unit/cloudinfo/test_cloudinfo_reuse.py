@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cloudinfo_fakes import NOW, FakeSource
 
-from fedcloud_cloudinfo import snapshot
+from fedcloud_cloudinfo import snapshot_files
 from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
 from fedcloud_core import ldif
 from fedcloud_core.config import parse_config
@@ -46,7 +46,7 @@ def _run(tmp_path: Path, src: FakeSource, minutes: int = 0, **opts) -> RunReport
 
 
 def _snapshot(tmp_path: Path) -> str:
-    return snapshot.ldif_path(_cfg(tmp_path)).read_text()
+    return snapshot_files.ldif_path(_cfg(tmp_path)).read_text()
 
 
 def _dns(text: str) -> list[str]:
@@ -103,7 +103,7 @@ def test_repeated_failure_reuses_the_original_answer_with_its_time(tmp_path: Pat
     report = _run(tmp_path, broken, minutes=20)
     assert any("collected at 2026-11-21T10:00:00Z" in w for w in report.warnings)
     assert _snapshot(tmp_path) == first
-    saved = json.loads(snapshot.items_path(_cfg(tmp_path)).read_text())
+    saved = json.loads(snapshot_files.items_path(_cfg(tmp_path)).read_text())
     assert saved["version"] == 1
     assert saved["calls"]["flavor_access"]["f2"] == {
         "value": ["p-fc"],
@@ -111,7 +111,7 @@ def test_repeated_failure_reuses_the_original_answer_with_its_time(tmp_path: Pat
     }
     # the call works again: a fresh answer and a fresh time
     assert _run(tmp_path, FakeSource(), minutes=30).status is RunStatus.OK
-    saved = json.loads(snapshot.items_path(_cfg(tmp_path)).read_text())
+    saved = json.loads(snapshot_files.items_path(_cfg(tmp_path)).read_text())
     assert saved["calls"]["flavor_access"]["f2"]["collected"] == "2026-11-21T10:30:00Z"
 
 
@@ -144,7 +144,7 @@ def test_permanent_failure_is_an_answer_nothing_is_reused(tmp_path: Path) -> Non
     assert report.status is RunStatus.PARTIAL
     assert any("flavor_access of f2: a permanent error" in w for w in report.warnings)
     assert not _has(_snapshot(tmp_path), FLAVOR_DN)
-    saved = json.loads(snapshot.items_path(_cfg(tmp_path)).read_text())
+    saved = json.loads(snapshot_files.items_path(_cfg(tmp_path)).read_text())
     assert "f2" not in saved["calls"].get("flavor_access", {})
 
 
@@ -162,7 +162,7 @@ def test_items_no_longer_listed_are_forgotten(tmp_path: Path) -> None:
     src = FakeSource()
     src.flavor_list = [f for f in src.flavor_list if f.id != "f2"]
     _run(tmp_path, src, minutes=10)
-    saved = json.loads(snapshot.items_path(_cfg(tmp_path)).read_text())
+    saved = json.loads(snapshot_files.items_path(_cfg(tmp_path)).read_text())
     assert sorted(saved["calls"]["flavor_access"]) == ["f3"]
 
 
@@ -178,7 +178,7 @@ def test_items_no_longer_listed_are_forgotten(tmp_path: Path) -> None:
 def test_unusable_items_file_is_reported_and_replaced(
     tmp_path: Path, content: str, why: str
 ) -> None:
-    path = snapshot.items_path(_cfg(tmp_path))
+    path = snapshot_files.items_path(_cfg(tmp_path))
     path.parent.mkdir(parents=True)
     path.write_text(content)
     broken = FakeSource()
@@ -193,12 +193,12 @@ def test_unusable_items_file_is_reported_and_replaced(
 def test_dry_run_does_not_write_the_items_file(tmp_path: Path, capsys) -> None:
     assert _run(tmp_path, FakeSource(), dry_run=True).status is RunStatus.DRY_RUN
     capsys.readouterr()
-    assert not snapshot.items_path(_cfg(tmp_path)).exists()
+    assert not snapshot_files.items_path(_cfg(tmp_path)).exists()
 
 
 def test_a_remembered_answer_of_the_wrong_shape_is_never_used(tmp_path: Path) -> None:
     _run(tmp_path, FakeSource())
-    path = snapshot.items_path(_cfg(tmp_path))
+    path = snapshot_files.items_path(_cfg(tmp_path))
     doc = json.loads(path.read_text())
     doc["calls"]["flavor_access"]["f2"]["value"] = "p-fc"  # a string, not a list
     doc["calls"]["quotas"]["p-ops"]["value"] = ["10"]  # a list, not counts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcloud_appliance import cli, registry
+from fedcloud_appliance import catalog, cli
 from fedcloud_core.errors import ConfigError, ExitCode, PermanentError, TransientError
 from fedcloud_core.jobs import JobSpec
 from fedcloud_core.report import RunReport
@@ -92,7 +92,7 @@ def test_config_sample_writes_file(tmp_path):
 
 def _fake_job(monkeypatch, run):
     spec = JobSpec(name="accounting extract", help="x", run=run, interval=lambda c: 60)
-    monkeypatch.setattr(registry, "jobs", lambda: [spec])
+    monkeypatch.setattr(catalog, "jobs", lambda: [spec])
     return spec
 
 
@@ -292,7 +292,7 @@ def test_a_stdout_data_option_makes_the_run_one_shot_with_the_report_on_stderr(
         add_arguments=args,
         stdout_data_option="provider",
     )
-    monkeypatch.setattr(registry, "jobs", lambda: [spec])
+    monkeypatch.setattr(catalog, "jobs", lambda: [spec])
     cfg = str(_write(tmp_path))
     assert cli.main(["accounting", "extract", "--provider", "--config", cfg]) == 0
     out, err = capsys.readouterr()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcloud_appliance import cli, registry
+from fedcloud_appliance import catalog, cli
 from fedcloud_core.config import load_config
 from fedcloud_core.config.base import SecretFile
 from fedcloud_core.errors import ConfigError
@@ -23,7 +23,7 @@ PROJECT = "0123456789abcdef0123456789abcdef"
 
 
 def _spec(key: str):
-    return next(s for s in registry.jobs() if s.key == key)
+    return next(s for s in catalog.jobs() if s.key == key)
 
 
 def _write(tmp_path: Path, *, images_openstack: bool = True, token: str | None = None) -> Path:

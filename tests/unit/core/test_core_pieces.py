@@ -14,11 +14,11 @@ import pytest
 
 from fedcloud_core import ldif
 from fedcloud_core.errors import LockHeldError, ToolError
+from fedcloud_core.external import run_tool
 from fedcloud_core.files import atomic_write, atomic_writer
 from fedcloud_core.lock import RunLock
 from fedcloud_core.logs import register_secret, setup_logging
 from fedcloud_core.report import RunReport, RunStatus, load_report, store_report
-from fedcloud_core.tool import run_tool
 
 pytestmark = pytest.mark.unit
 

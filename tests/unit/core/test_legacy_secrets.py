@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from fedcloud_appliance import cli
-from fedcloud_core.legacy import SECRET_PLACEHOLDER, is_secret, scrub_secrets
-from fedcloud_core.legacy.openstack_rc import convert
+from fedcloud_core.predecessor_config import SECRET_PLACEHOLDER, is_secret, scrub_secrets
+from fedcloud_core.predecessor_config.openstack_rc import convert
 
 pytestmark = pytest.mark.unit
 

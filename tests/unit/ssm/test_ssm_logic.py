@@ -26,10 +26,10 @@ from fedcloud_ssm.errors import (
     MessageTooLarge,
     SsmError,
 )
-from fedcloud_ssm.legacy import convert
+from fedcloud_ssm.halving import split_in_two
 from fedcloud_ssm.outbox import Outbox
+from fedcloud_ssm.predecessor_config import convert
 from fedcloud_ssm.sender import Sender
-from fedcloud_ssm.split import split_in_two
 from fedcloud_ssm.stomp_transport import StompTransport, ca_bundle_from_dir
 from support.apel_queue import cloud_message, fill_queue, write_config
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter
+from fedcloud_core.predecessor_config import LegacyImporter
 
 _KV = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 

@@ -34,6 +34,7 @@ from .extract.facts import Action, FloatingIP, Server
 from .extract.source import UsageSource
 from .extract.timeline import history_matters, usage
 from .finals import FinalsStore
+from .messenger.batching import Message, RecordTooLarge, split
 from .messenger.queue import QueueWriter
 from .messenger.render import (
     ACCELERATOR,
@@ -44,7 +45,6 @@ from .messenger.render import (
     cloud_chunk,
     json_chunk,
 )
-from .messenger.split import Message, RecordTooLarge, split
 from .record import build
 from .record.validate import (
     check_cloud_message,

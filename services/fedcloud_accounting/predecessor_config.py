@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter
+from fedcloud_core.predecessor_config import LegacyImporter
 
 log = logging.getLogger(__name__)
 

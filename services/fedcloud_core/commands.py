@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class ToolSpec:
+class CommandSpec:
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]

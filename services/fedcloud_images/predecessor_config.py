@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import yaml
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter, is_secret
+from fedcloud_core.predecessor_config import LegacyImporter, is_secret
 
 # AppDB's endorser: the default for lists that do not name one (cloudkeeper's format cannot)
 APPDB_DN = "/DC=EU/DC=EGI/C=NL/O=Hosts/O=EGI.eu/CN=appdb.egi.eu"

@@ -5,7 +5,7 @@ auth settings to the ``openstack`` section only as a pointer to clouds.yaml, and
 returns the entry that belongs into clouds.yaml under ``x-clouds-yaml``. Secrets
 (``OS_PASSWORD``, ``OS_APPLICATION_CREDENTIAL_SECRET``, ``OS_ACCESS_TOKEN``, any other
 ``OS_*`` password/secret/token) are never copied, not even into that hint: their place
-holds :data:`~fedcloud_core.legacy.SECRET_PLACEHOLDER` and ``x-secrets-not-copied``
+holds :data:`~fedcloud_core.predecessor_config.SECRET_PLACEHOLDER` and ``x-secrets-not-copied``
 names them, so the operator writes them into clouds.yaml (mode 0600) by hand.
 """
 

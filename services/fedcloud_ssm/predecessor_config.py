@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcloud_core.errors import ConfigError
-from fedcloud_core.legacy import LegacyImporter, parse_bool
+from fedcloud_core.predecessor_config import LegacyImporter, parse_bool
 
 log = logging.getLogger(__name__)
 
