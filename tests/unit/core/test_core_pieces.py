@@ -177,3 +177,24 @@ def test_tool_adapter_errors_are_typed():
         run_tool([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.3)
     assert run_tool([sys.executable, "-c", "print('hi')"]).stdout.strip() == b"hi"
     assert os.environ  # the adapter never needs a shell
+    # stdout is not quoted in an error unless asked (it may carry a signed message or a key)
+    secret = "import sys; print('SECRET'); sys.exit(1)"
+    with pytest.raises(ToolError) as info:
+        run_tool([sys.executable, "-c", secret])
+    assert "SECRET" not in str(info.value)
+
+
+def test_the_builders_tool_logs_to_a_file_and_names_it_on_failure(tmp_path):
+    from fedcloud_core.external import Tool
+
+    py = Tool(sys.executable, timeout=30, missing="not installed (run scripts/dev/ova deps)")
+    assert py.available()
+    log = tmp_path / "logs" / "step.log"
+    script = "import os, sys; print(os.environ['STEP'], flush=True); sys.stderr.write('boom\\n'); sys.exit(2)"
+    with pytest.raises(ToolError, match=rf"exit 2 \(full log: {log}\):\n  x\n  boom"):
+        py.run(["-c", script], env={"STEP": "x"}, log_file=log)
+    assert log.read_text() == "x\nboom\n"
+    done = py.run(["-c", "print('ok')"])
+    assert (done.returncode, done.stdout) == (0, "ok\n")
+    with pytest.raises(ToolError, match=r"run scripts/dev/ova deps"):
+        Tool("no-such-build-tool-xyz", missing="not installed (run scripts/dev/ova deps)").run([])
