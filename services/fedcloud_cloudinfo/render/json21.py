@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..model import Site
+from ..model import Accelerator, Flavor, Image, Share, Site
 from .common import ARGO_STATUS, CAPABILITIES, DOWNTIMES, glue_time
 from .glue21 import flavor_shares, image_shares
 
@@ -38,8 +38,7 @@ def _base(
     }
 
 
-def site_document(site: Site) -> dict[str, Any]:
-    ep = site.endpoint
+def _service(site: Site) -> dict[str, Any]:
     other: dict[str, Any] = {
         "InfoProviderName": site.provider_name,
         "InfoProviderVersion": site.provider_version,
@@ -68,6 +67,10 @@ def site_document(site: Site) -> dict[str, Any]:
             "HaltedVM": sum(x.halted for x in site.shares),
         }
     )
+    return service
+
+
+def _manager(site: Site) -> dict[str, Any]:
     manager = _base(
         site,
         site.manager_id,
@@ -75,7 +78,9 @@ def site_document(site: Site) -> dict[str, Any]:
         {},
         {"CloudComputingService": [site.service_id]},
     )
-    manager.update({"ProductName": "OpenStack Nova", "ProductVersion": ep.nova_microversion})
+    manager.update(
+        {"ProductName": "OpenStack Nova", "ProductVersion": site.endpoint.nova_microversion}
+    )
     if site.flavors:
         manager.update(
             {
@@ -85,6 +90,11 @@ def site_document(site: Site) -> dict[str, Any]:
                 "InstanceMinRAM": min(f.ram for f in site.flavors),
             }
         )
+    return manager
+
+
+def _endpoint(site: Site) -> dict[str, Any]:
+    ep = site.endpoint
     ep_other = {
         k: v
         for k, v in (("KeystoneVersion", ep.keystone_version), ("GlanceVersion", ep.glance_version))
@@ -118,122 +128,129 @@ def site_document(site: Site) -> dict[str, Any]:
             "TrustedCA": sorted(ep.trusted_cas),
         }
     )
-    fshares, ishares = flavor_shares(site), image_shares(site)
-    instance_types, accelerators = [], []
-    for f in sorted(site.flavors, key=lambda x: x.id):
-        assoc = {
-            "Share": fshares.get(f.id, []),
+    return endpoint
+
+
+def _accelerator(site: Site, f: Flavor, a: Accelerator, aid: str) -> dict[str, Any]:
+    acc = _base(site, aid, f"{a.type} of {f.name}", {}, {"CloudComputingInstanceType": [f.id]})
+    acc.update(
+        {
+            "Type": a.type,
+            "Number": a.number,
+            "Vendor": a.vendor,
+            "Model": a.model,
+            "Memory": a.memory,
+        }
+    )
+    return acc
+
+
+def _instance_type(site: Site, f: Flavor, shares: list[str], aid: str | None) -> dict[str, Any]:
+    assoc = {
+        "Share": shares,
+        "CloudComputingManager": [site.manager_id],
+        "CloudComputingEndpoint": [site.endpoint_id],
+    }
+    if aid:
+        assoc["CloudComputingVirtualAccelerator"] = [aid]
+    it_other: dict[str, Any] = {f"Benchmark_{t}": v for t, v in f.benchmarks}
+    if not f.is_public:
+        it_other["public"] = False
+    it = _base(site, f.id, f.name, it_other, assoc)
+    it.update(
+        {
+            "Platform": site.platform,
+            "CPU": f.vcpus,
+            "RAM": f.ram,
+            "Disk": f.disk,
+            "EphemeralStorage": f.ephemeral,
+            "NetworkIn": "undefined",
+            "NetworkOut": True,
+            "NetworkInfo": "infiniband" if f.infiniband else None,
+        }
+    )
+    return it
+
+
+def _image(site: Site, img: Image, shares: list[str]) -> dict[str, Any]:
+    im = _base(
+        site,
+        img.id,
+        img.name,
+        dict(img.other_info),
+        {
+            "Share": shares,
             "CloudComputingManager": [site.manager_id],
             "CloudComputingEndpoint": [site.endpoint_id],
+        },
+    )
+    im.update(
+        {
+            # cloud-info-api reads it as a string: never null
+            "MarketplaceURL": img.marketplace_url or "",
+            "OSPlatform": img.platform,
+            "OSFamily": img.os_family,
+            "OSName": img.os_name,
+            "OSVersion": img.os_version,
+            "Version": img.version,
+            "Description": img.description,
+            "AccessInfo": "none",
+            "MinRAM": img.min_ram,
+            "DiskSize": img.disk_size,
         }
-        if f.accelerator:
-            aid = f"{f.id}_accelerator"
-            assoc["CloudComputingVirtualAccelerator"] = [aid]
-            a = f.accelerator
-            acc = _base(
-                site, aid, f"{a.type} of {f.name}", {}, {"CloudComputingInstanceType": [f.id]}
-            )
-            acc.update(
-                {
-                    "Type": a.type,
-                    "Number": a.number,
-                    "Vendor": a.vendor,
-                    "Model": a.model,
-                    "Memory": a.memory,
-                }
-            )
-            accelerators.append(acc)
-        it_other: dict[str, Any] = {f"Benchmark_{t}": v for t, v in f.benchmarks}
-        if not f.is_public:
-            it_other["public"] = False
-        it = _base(site, f.id, f.name, it_other, assoc)
-        it.update(
-            {
-                "Platform": site.platform,
-                "CPU": f.vcpus,
-                "RAM": f.ram,
-                "Disk": f.disk,
-                "EphemeralStorage": f.ephemeral,
-                "NetworkIn": "undefined",
-                "NetworkOut": True,
-                "NetworkInfo": "infiniband" if f.infiniband else None,
-            }
+    )
+    return im
+
+
+def _share(site: Site, share: Share) -> dict[str, Any]:
+    sid = site.share_id(share)
+    flavors = [f for f in (site.flavor(i) for i in share.flavor_ids) if f is not None]
+    sh_other = {
+        k: v
+        for k, v in (
+            ("project_name", share.project_name),
+            ("project_domain_name", share.domain_name),
         )
-        instance_types.append(it)
-    images = []
-    for img in sorted(site.images, key=lambda x: x.id):
-        im = _base(
-            site,
-            img.id,
-            img.name,
-            dict(img.other_info),
-            {
-                "Share": ishares.get(img.id, []),
-                "CloudComputingManager": [site.manager_id],
-                "CloudComputingEndpoint": [site.endpoint_id],
-            },
-        )
-        im.update(
-            {
-                # cloud-info-api reads it as a string: never null
-                "MarketplaceURL": img.marketplace_url or "",
-                "OSPlatform": img.platform,
-                "OSFamily": img.os_family,
-                "OSName": img.os_name,
-                "OSVersion": img.os_version,
-                "Version": img.version,
-                "Description": img.description,
-                "AccessInfo": "none",
-                "MinRAM": img.min_ram,
-                "DiskSize": img.disk_size,
-            }
-        )
-        images.append(im)
-    shares, mappings = [], []
-    for share in sorted(site.shares, key=lambda x: (x.vo, x.project_id)):
-        sid = site.share_id(share)
-        flavors = [f for f in (site.flavor(i) for i in share.flavor_ids) if f is not None]
-        sh_other = {
-            k: v
-            for k, v in (
-                ("project_name", share.project_name),
-                ("project_domain_name", share.domain_name),
-            )
-            if v
+        if v
+    }
+    sh = _base(
+        site,
+        sid,
+        f"{share.vo} - {share.project_id} share",
+        sh_other,
+        {
+            "CloudComputingService": [site.service_id],
+            "CloudComputingEndpoint": [site.endpoint_id],
+            "MappingPolicy": [f"{sid}_Policy"],
+        },
+    )
+    sh.update(
+        {
+            "Description": f"Share in service {site.service_id} for VO {share.vo} "
+            f"(Project {share.project_id})",
+            "ProjectID": share.project_id,
+            "InstanceMaxCPU": max((f.vcpus for f in flavors), default=None),
+            "InstanceMaxRAM": max((f.ram for f in flavors), default=None),
+            "TotalVM": share.total,
+            "RunningVM": share.running,
+            "SuspendedVM": share.suspended,
+            "HaltedVM": share.halted,
+            "MaxVM": share.max_instances
+            if share.max_instances is not None and share.max_instances >= 0
+            else None,
         }
-        sh = _base(
-            site,
-            sid,
-            f"{share.vo} - {share.project_id} share",
-            sh_other,
-            {
-                "CloudComputingService": [site.service_id],
-                "CloudComputingEndpoint": [site.endpoint_id],
-                "MappingPolicy": [f"{sid}_Policy"],
-            },
-        )
-        sh.update(
-            {
-                "Description": f"Share in service {site.service_id} for VO {share.vo} "
-                f"(Project {share.project_id})",
-                "ProjectID": share.project_id,
-                "InstanceMaxCPU": max((f.vcpus for f in flavors), default=None),
-                "InstanceMaxRAM": max((f.ram for f in flavors), default=None),
-                "TotalVM": share.total,
-                "RunningVM": share.running,
-                "SuspendedVM": share.suspended,
-                "HaltedVM": share.halted,
-                "MaxVM": share.max_instances
-                if share.max_instances is not None and share.max_instances >= 0
-                else None,
-            }
-        )
-        shares.append(sh)
-        mp = _base(
-            site, f"{sid}_Policy", None, {}, {"Share": [sid], "PolicyUserDomain": [share.vo]}
-        )
-        mp.update({"Scheme": "org.glite.standard", "Rule": [f"VO:{share.vo}"]})
-        mappings.append(mp)
+    )
+    return sh
+
+
+def _mapping_policy(site: Site, share: Share) -> dict[str, Any]:
+    sid = site.share_id(share)
+    mp = _base(site, f"{sid}_Policy", None, {}, {"Share": [sid], "PolicyUserDomain": [share.vo]})
+    mp.update({"Scheme": "org.glite.standard", "Rule": [f"VO:{share.vo}"]})
+    return mp
+
+
+def _access_policy(site: Site) -> dict[str, Any]:
     vos = list(site.all_vos)
     access = _base(
         site,
@@ -243,16 +260,34 @@ def site_document(site: Site) -> dict[str, Any]:
         {"CloudComputingEndpoint": [site.endpoint_id], "PolicyUserDomain": vos},
     )
     access.update({"Scheme": "org.glite.standard", "Rule": [f"VO:{vo}" for vo in vos]})
+    return access
+
+
+def site_document(site: Site) -> dict[str, Any]:
+    """The whole document: one list per GLUE 2.1 class, each ordered by ID (shares by VO)."""
+    fshares, ishares = flavor_shares(site), image_shares(site)
+    flavors = sorted(site.flavors, key=lambda x: x.id)
+    accel_id = {f.id: f"{f.id}_accelerator" for f in flavors if f.accelerator}
+    shares = sorted(site.shares, key=lambda x: (x.vo, x.project_id))
     return {
-        "CloudComputingService": [service],
-        "CloudComputingManager": [manager],
-        "CloudComputingEndpoint": [endpoint],
-        "CloudComputingImage": images,
-        "CloudComputingInstanceType": instance_types,
-        "CloudComputingVirtualAccelerator": accelerators,
-        "Share": shares,
-        "MappingPolicy": mappings,
-        "AccessPolicy": [access],
+        "CloudComputingService": [_service(site)],
+        "CloudComputingManager": [_manager(site)],
+        "CloudComputingEndpoint": [_endpoint(site)],
+        "CloudComputingImage": [
+            _image(site, img, ishares.get(img.id, []))
+            for img in sorted(site.images, key=lambda x: x.id)
+        ],
+        "CloudComputingInstanceType": [
+            _instance_type(site, f, fshares.get(f.id, []), accel_id.get(f.id)) for f in flavors
+        ],
+        "CloudComputingVirtualAccelerator": [
+            _accelerator(site, f, f.accelerator, accel_id[f.id])
+            for f in flavors
+            if f.accelerator is not None
+        ],
+        "Share": [_share(site, share) for share in shares],
+        "MappingPolicy": [_mapping_policy(site, share) for share in shares],
+        "AccessPolicy": [_access_policy(site)],
     }
 
 
