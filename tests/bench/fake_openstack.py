@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "accounting"))
-from accounting_fakes import fleet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (helpers)
+from unit.accounting.accounting_fakes import fleet
 
 MAX_LIMIT = 1000
 TOKEN = "fake-token"

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dirq.QueueSimple import QueueSimple
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "accounting"))
-from accounting_fakes import END, P1, make_config, server, standard_source
 
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extractor import Extractor
@@ -22,6 +18,7 @@ from fedcloud_accounting.record.validate import (
     check_json_message,
     check_storage_message,
 )
+from unit.accounting.accounting_fakes import END, P1, make_config, server, standard_source
 
 pytestmark = pytest.mark.contract
 CHECKS = {
@@ -38,7 +35,7 @@ def queue_root(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("acct")
     src = standard_source()
     # enough servers (with awkward names) for several messages per project, plus a GPU flavor
-    from accounting_fakes import GPU
+    from unit.accounting.accounting_fakes import GPU
 
     src.servers_by_project[P1] += [
         server(

@@ -7,13 +7,22 @@ import json
 from datetime import timedelta
 
 import pytest
-from accounting_fakes import END, P1, P2, MemoryWriter, at, make_config, server, standard_source
 
 from fedcloud_accounting.action_cache import SETTLED, ActionCache
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extract.facts import Action
 from fedcloud_accounting.extractor import Extractor, Window, action_cache_dir
 from fedcloud_accounting.record.validate import parse_cloud_message
+from unit.accounting.accounting_fakes import (
+    END,
+    P1,
+    P2,
+    MemoryWriter,
+    at,
+    make_config,
+    server,
+    standard_source,
+)
 
 pytestmark = pytest.mark.unit
 

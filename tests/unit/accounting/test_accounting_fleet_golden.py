@@ -17,12 +17,12 @@ import os
 from pathlib import Path
 
 import pytest
-from accounting_fakes import FLEET_END, MemoryWriter, fleet, fleet_config
 
 from fedcloud_accounting import extractor as accounting_extractor
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extractor import Extractor, Window
 from fedcloud_core.errors import ExitCode
+from unit.accounting.accounting_fakes import FLEET_END, MemoryWriter, fleet, fleet_config
 
 pytestmark = pytest.mark.unit
 GOLDEN = Path(__file__).parent / "golden" / "fleet-1000.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from accounting_fakes import SMALL, at, server
 
 from fedcloud_accounting.extract.facts import Action, FloatingIP, Volume
 from fedcloud_accounting.extract.timeline import usage
@@ -20,6 +19,7 @@ from fedcloud_accounting.record.build import (
 )
 from fedcloud_accounting.record.sanitize import clean
 from fedcloud_accounting.record.validate import check_cloud_message
+from unit.accounting.accounting_fakes import SMALL, at, server
 
 pytestmark = pytest.mark.unit
 SITE = SiteInfo(

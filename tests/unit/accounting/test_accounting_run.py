@@ -11,18 +11,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from accounting_fakes import (
-    END,
-    GPU,
-    P1,
-    P2,
-    T0,
-    MemoryWriter,
-    at,
-    make_config,
-    server,
-    standard_source,
-)
 
 from fedcloud_accounting import jobs
 from fedcloud_accounting.checkpoint import CheckpointStore
@@ -34,6 +22,18 @@ from fedcloud_accounting.record.validate import parse_cloud_message
 from fedcloud_core.errors import ExitCode, StateVersionError
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.lock import RunLock
+from unit.accounting.accounting_fakes import (
+    END,
+    GPU,
+    P1,
+    P2,
+    T0,
+    MemoryWriter,
+    at,
+    make_config,
+    server,
+    standard_source,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from accounting_fakes import (
+
+from fedcloud_accounting.action_cache import ActionCache
+from fedcloud_accounting.checkpoint import CheckpointStore
+from fedcloud_accounting.extract.facts import Action
+from fedcloud_accounting.extractor import Extractor, Window, action_cache_dir, server_cache_dir
+from fedcloud_accounting.server_cache import ServerCache
+from unit.accounting.accounting_fakes import (
     FLEET_END,
     LARGE,
     MemoryWriter,
@@ -14,12 +20,6 @@ from accounting_fakes import (
     fleet_config,
     fleet_projects,
 )
-
-from fedcloud_accounting.action_cache import ActionCache
-from fedcloud_accounting.checkpoint import CheckpointStore
-from fedcloud_accounting.extract.facts import Action
-from fedcloud_accounting.extractor import Extractor, Window, action_cache_dir, server_cache_dir
-from fedcloud_accounting.server_cache import ServerCache
 
 pytestmark = pytest.mark.unit
 HOUR = timedelta(hours=1)

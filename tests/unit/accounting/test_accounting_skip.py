@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from accounting_fakes import END, P1, FakeSource, MemoryWriter, at, make_config, server
 
 from fedcloud_accounting.checkpoint import CheckpointStore
 from fedcloud_accounting.extract.facts import Action
@@ -14,6 +13,15 @@ from fedcloud_accounting.extract.openstack import server_from_api
 from fedcloud_accounting.extract.timeline import history_matters
 from fedcloud_accounting.extractor import Extractor
 from fedcloud_accounting.record.validate import parse_cloud_message
+from unit.accounting.accounting_fakes import (
+    END,
+    P1,
+    FakeSource,
+    MemoryWriter,
+    at,
+    make_config,
+    server,
+)
 
 pytestmark = pytest.mark.unit
 BUILD = timedelta(seconds=300)

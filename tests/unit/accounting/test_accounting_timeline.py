@@ -6,11 +6,11 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from accounting_fakes import END, LARGE, SMALL, T0, at, server
 
 from fedcloud_accounting.extract.facts import Action, epoch, parse_time
 from fedcloud_accounting.extract.timeline import usage
 from fedcloud_accounting.record.build import Lookups, SiteInfo, cloud_record, status_of
+from unit.accounting.accounting_fakes import END, LARGE, SMALL, T0, at, server
 
 pytestmark = pytest.mark.unit
 H = 3600

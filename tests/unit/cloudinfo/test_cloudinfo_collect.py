@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cloudinfo_fakes import NOW, FakeSource
 
 from fedcloud_cloudinfo import snapshot_files
 from fedcloud_cloudinfo.collect import CollectOptions, CollectTimeout, collect
@@ -14,6 +13,7 @@ from fedcloud_core import ldif
 from fedcloud_core.config import parse_config
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.report import RunReport, RunStatus
+from unit.cloudinfo.cloudinfo_fakes import NOW, FakeSource
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cloudinfo_fakes import NOW, FakeSource
 
 from fedcloud_cloudinfo import snapshot_files
 from fedcloud_cloudinfo.jobs import CLOUD_INFO_JOB, CloudInfoDeps
@@ -22,6 +21,7 @@ from fedcloud_core.config import parse_config
 from fedcloud_core.errors import PermanentError
 from fedcloud_core.jobs import JobContext, execute
 from fedcloud_core.report import RunReport, RunStatus
+from unit.cloudinfo.cloudinfo_fakes import NOW, FakeSource
 
 pytestmark = pytest.mark.unit
 
