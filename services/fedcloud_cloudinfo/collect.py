@@ -109,7 +109,8 @@ def collect(
     and on return it holds the answers behind this collection (for the caller to save).
     """
     deadline = time.monotonic() + opts.timeout
-    pool = ThreadPoolExecutor(max_workers=opts.workers + 1, thread_name_prefix="cloud-info")
+    # the collection itself, the image and flavor listings, and ``workers`` per-item calls
+    pool = ThreadPoolExecutor(max_workers=opts.workers + 3, thread_name_prefix="cloud-info")
     try:
         main = pool.submit(
             _collect, source, cfg, report, opts, pool, deadline, now or utcnow(), memory
@@ -141,29 +142,37 @@ def _collect(
     ci = cfg.cloud_info
     versions = source.versions()
     shares = _resolve_projects(source, cfg, report)
-    raw_flavors = source.flavors()
-    raw_images = source.images()
+    # the image and flavor listings (paged, the longest) run while the per-project calls,
+    # which need neither, go on in the other workers; the calls that need the listings
+    # (flavor access, image members) follow
+    images_listed = pool.submit(source.images)
+    flavors_listed = pool.submit(source.flavors)
+    tasks: dict[tuple[str, str], Callable[[], Any]] = {}
+    for s in shares:
+        tasks[("quotas", s.project_id)] = partial(source.quotas, s.project_id)
+        tasks[("servers", s.project_id)] = partial(source.server_states, s.project_id)
+    tasks[("capacity", "hypervisors")] = partial(_capacity, source)  # one call for the cloud
+    futures = _submit(pool, tasks)
+    raw_flavors = _listing(flavors_listed, deadline, "flavors")
+    raw_images = _listing(images_listed, deadline, "images")
     report.count("flavors_seen", len(raw_flavors))
     report.count("images_seen", len(raw_images))
 
     candidates = [i for i in raw_images if opts.publish_all_images or _marketplace(i.properties)]
     report.count("images_skipped_no_marketplace", len(raw_images) - len(candidates))
 
-    # one batch of parallel per-item calls
-    tasks: dict[tuple[str, str], Callable[[], Any]] = {}
-    for s in shares:
-        tasks[("quotas", s.project_id)] = partial(source.quotas, s.project_id)
-        tasks[("servers", s.project_id)] = partial(source.server_states, s.project_id)
+    late: dict[tuple[str, str], Callable[[], Any]] = {}
     project_ids = {s.project_id for s in shares}
     for f in raw_flavors:
         if not f.is_public:
-            tasks[("flavor_access", f.id)] = partial(source.flavor_projects, f.id)
+            late[("flavor_access", f.id)] = partial(source.flavor_projects, f.id)
     for i in candidates:
         if i.visibility == "shared":
-            tasks[("members", i.id)] = partial(source.image_members, i.id)
-    tasks[("capacity", "hypervisors")] = partial(_capacity, source)  # one call for the cloud
+            late[("members", i.id)] = partial(source.image_members, i.id)
+    futures.update(_submit(pool, late))
+    tasks.update(late)
     failures: dict[tuple[str, str], Exception] = {}
-    results = _run_all(pool, tasks, deadline, report, failures)
+    results = _gather(futures, deadline, report, failures)
     if memory is not None:
         _reuse_previous(tasks, results, failures, memory, report, now)
 
@@ -309,16 +318,26 @@ def _state_counts(project_id: str, states: dict[str, int], report: RunReport) ->
     return counts
 
 
-def _run_all(
-    pool: ThreadPoolExecutor,
-    tasks: dict[tuple[str, str], Callable[[], Any]],
+def _submit(
+    pool: ThreadPoolExecutor, tasks: dict[tuple[str, str], Callable[[], Any]]
+) -> dict[Future[Any], tuple[str, str]]:
+    return {pool.submit(fn): key for key, fn in tasks.items()}
+
+
+def _listing(fut: Future[Any], deadline: float, what: str) -> Any:
+    """A listing's answer; its error fails the collection, as does the timeout."""
+    try:
+        return fut.result(timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise CollectTimeout(f"the {what} listing still pending at the timeout") from None
+
+
+def _gather(
+    futures: dict[Future[Any], tuple[str, str]],
     deadline: float,
     report: RunReport,
     failures: dict[tuple[str, str], Exception] | None = None,
 ) -> dict[tuple[str, str], Any]:
-    futures: dict[Future[Any], tuple[str, str]] = {
-        pool.submit(fn): key for key, fn in tasks.items()
-    }
     results: dict[tuple[str, str], Any] = {}
     pending = set(futures)
     while pending:
