@@ -27,30 +27,7 @@ from typing import Any
 
 import pytest
 
-
-def _bundle_helpers() -> Any:
-    """The compose e2e test's helpers (run, free_port, ...), from this folder's conftest."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(
-        "fedcloud_bundle_conftest", Path(__file__).with_name("conftest.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_h = _bundle_helpers()
-COMPOSE_DIR, _delete_images, free_port, run = (
-    _h.COMPOSE_DIR,
-    _h._delete_images,
-    _h.free_port,
-    _h.run,
-)
+from integration.bundle.conftest import COMPOSE_DIR, _delete_images, free_port, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
