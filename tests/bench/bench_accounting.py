@@ -229,6 +229,10 @@ def run_caso(tmp: Path, clouds_yaml: Path, vo_map: dict[str, str], start: dateti
     return secs, rss, rc, err, count_records(out)
 
 
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     clouds_yaml = TESTBED / "clouds.yaml"
     if not clouds_yaml.exists():
@@ -258,6 +262,7 @@ def main() -> int:
                     *requests_during(run_ours, tmp / "ours", clouds_yaml, vo_map, start, end),
                 )
             ]
+            loads = [load()]
             try:
                 rows.append(
                     (
@@ -269,12 +274,13 @@ def main() -> int:
                 rows.append(
                     (f"caso {CASO_VERSION}", float("nan"), float("nan"), -1, str(exc), 0, 0, 0)
                 )
-            scenarios.append((title, start, end, rows))
+            loads.append(load())
+            scenarios.append((title, start, end, rows, loads))
     print(
         f"\naccounting extract: {servers} servers in {len(counts)} projects on the local OpenStack "
         "testbed (fake-driver Nova)"
     )
-    for title, start, end, rows in scenarios:
+    for title, start, end, rows, loads in scenarios:
         print(f"\n{title}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")
         print(
             f"{'tool':<20} {'exit':>4} {'records':>8} {'seconds':>9} {'peak RSS MiB':>13} "
@@ -309,6 +315,10 @@ def main() -> int:
                 f"{name:<20} {rc:>4} {recs:>8} {secs:>9.1f} {rss:>13.1f} {nova:>9} {total:>8} "
                 f"{ratio(secs, base[1]):>11} {ratio(rss, base[2]):>10} {ratio(total, base[7]):>10}"
             )
+        print(
+            "load average (1/5/15 min) at the end of each tool's run: "
+            + "; ".join(f"{row[0]} {la}" for row, la in zip(rows, loads))
+        )
         for name, _s, _r, rc, err, *_ in rows:
             if rc != 0:
                 print(
