@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,30 @@ class GlanceImages:
         self.tag = tag
         self._owner = owner
         self._owner_id: str | None = None
+        self._writes = 0  # image writes so far (create, upload, update, (de)activate, delete)
+        self._lock = threading.Lock()
+
+    @property
+    def image_writes(self) -> int:
+        """How many image writes this client has made: a source's sync compares it before
+        and after to know whether Glance's listing of its images may have changed."""
+        return self._writes
+
+    def _wrote(self) -> None:
+        with self._lock:
+            self._writes += 1
+
+    def scope(self) -> str:
+        """What a saved listing is valid for: Glance's endpoint, our project, the tag."""
+        try:
+            endpoint = str(self.glance.http_client.get_endpoint() or "")
+        except Exception:  # noqa: BLE001 - no endpoint known: the scope is project + tag
+            endpoint = ""
+        return f"{endpoint} {self.owner} {self.tag}"
+
+    def matches(self, img: Any, source: str) -> bool:
+        """``img`` is tagged for ``source`` (tag + ``image_list``), whoever owns it."""
+        return img.get("image_list") == source and self.tag in (img.get("tags") or [])
 
     @property
     def owner(self) -> str:
@@ -169,9 +194,22 @@ class GlanceImages:
             filters={"tag": [self.tag], "visibility": "all", "image_list": source},
             page_size=PAGE_SIZE,
         ):
-            if img.get("image_list") == source and self.tag in (img.get("tags") or []):
+            if self.matches(img, source):
                 (out.managed if img.get("owner") == self.owner else out.foreign).append(img)
         return out
+
+    @_classified("Glance images.list")
+    def changed_since(self, since: str) -> list[Any]:
+        """Our project's images (any tag, source, visibility and status) whose ``updated_at``
+        is ``since`` (ISO 8601 UTC) or later: one request while fewer than :data:`PAGE_SIZE`
+        changed. Not filtered by tag, so an image whose tag or ``image_list`` was changed by
+        hand is seen too (Glance moves ``updated_at`` on every image and tag write)."""
+        return list(
+            self.glance.images.list(
+                filters={"owner": self.owner, "visibility": "all", "updated_at": f"gte:{since}"},
+                page_size=PAGE_SIZE,
+            )
+        )
 
     def managed(self, source: str) -> list[Any]:
         """Images this replicator made for ``source``: tagged for it and owned by our project."""
@@ -218,6 +256,7 @@ class GlanceImages:
     ) -> Upload:
         """Create an image and upload ``path``, hashing what is sent (checked later by
         :meth:`check_uploads`). A failed upload deletes the incomplete image."""
+        self._wrote()
         img = self.glance.images.create(
             name=name,
             disk_format=disk_format,
@@ -275,6 +314,7 @@ class GlanceImages:
 
     def _drop_incomplete(self, img: Any, name: Any) -> None:
         log.warning("upload of %s failed; removing the incomplete image %s", name, img["id"])
+        self._wrote()
         try:
             self.glance.images.delete(img["id"])
         except Exception as exc:  # noqa: BLE001 - best effort; report the original failure
@@ -321,6 +361,7 @@ class GlanceImages:
                 changes[k] = v
         remove = [k for k in MANAGED_PROPERTIES if k not in properties and k in img]
         if changes or remove:
+            self._wrote()
             self.glance.images.update(img["id"], remove_props=remove or None, **changes)
         return sorted([*changes, *remove])
 
@@ -352,20 +393,28 @@ class GlanceImages:
                 done.append(f"removed {p}")
         return done
 
+    @_classified("Glance image reactivate")
+    def reactivate(self, img: Any) -> None:
+        self._wrote()
+        self.glance.images.reactivate(img["id"])
+
     @_classified("Glance image retire")
     def retire(self, img: Any, *, in_use: bool | None, keep_in_use: bool = False) -> str:
         """Delete an image no longer listed; if servers use it (or we cannot tell): deactivate and
         make it private instead. Returns 'deleted', 'deactivated' or 'kept' (nothing written)."""
         if in_use is False:
+            self._wrote()
             self.glance.images.delete(img["id"])
             return "deleted"
         if keep_in_use:
             return "kept"
         wrote = False
         if img.get("status") == "active":
+            self._wrote()
             self.glance.images.deactivate(img["id"])
             wrote = True
         if img.get("visibility") != "private":
+            self._wrote()
             self.glance.images.update(img["id"], visibility="private")
             wrote = True
         return "deactivated" if wrote else "kept"

@@ -3,11 +3,12 @@
 The order protects the site: nothing is written for a source until its list is
 verified; images are only retired when a verified, current list no longer selects
 them; a failed download keeps the previous Glance image. An unchanged run reads
-Glance once per source (one page per 1,000 images) and writes nothing: the members
-of a shared image are listed only when the state database says they may differ
-(another project list, a new image, a last check older than
-``images.members_recheck_hours``). New and replaced images are uploaded and
-shared by ``images.upload_workers`` threads; each image's outcome is its own.
+Glance once per source (the project's images changed since the last run, laid over what
+that run saw; a complete listing at least every ``images.glance_full_scan_hours``) and
+writes nothing: the members of a shared image are listed only when the state database
+says they may differ (another project list, a new image, a last check older than
+``images.members_recheck_hours``). New and replaced images are uploaded and shared by
+``images.upload_workers`` threads; each image's outcome is its own.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from fedcloud_core.report import RunReport
 from .cache import convert
 from .cache.download import Downloader, verify_file
 from .cache.space import is_no_space
-from .cache.state import ImageState, MembersState, State
+from .cache.state import ImageState, MembersState, ScanState, State
 from .errors import DownloadError, ListRejected
-from .glance import GlanceImages, Upload, image_properties, min_disk_gb
+from .glance import GlanceImages, Scan, Upload, image_properties, min_disk_gb
 from .model import ImageEntry, ImageList
 from .verify import check_version
 
@@ -56,6 +57,21 @@ class SyncDeps:
     member_client: Callable[[str], Any] = field(
         default=lambda cloud: None
     )  # clouds.yaml entry -> glance
+
+
+# A listing of changes starts this long before the newest ``updated_at`` the last one saw
+# (Glance keeps whole seconds; a write stamped just before it may commit just after it).
+SINCE_SLACK = timedelta(seconds=2)
+
+
+@dataclass
+class _Listing:
+    """This run's view of a source's images in Glance, and where it came from."""
+
+    scan: Scan
+    full_at: datetime  # when the complete listing it rests on began
+    since: datetime | None  # the newest updated_at seen (Glance's clock); None: nothing seen
+    how: str  # "full" or "changes"
 
 
 @dataclass
@@ -131,7 +147,23 @@ class ImageSync:
             report.error(f"{name}: image {ident} skipped: {problem}")
         wanted = self._select(sub, il, report)
 
-        scan = self.deps.glance.scan(name)
+        listing = self._scan(name)
+        writes, failed = self.deps.glance.image_writes, report.counts["images_failed"]
+        try:
+            self._sync_listed(src, il, wanted, listing.scan, report)
+        except BaseException:
+            self._forget_scan(name)  # what Glance holds now is unknown: the next run lists all
+            raise
+        if self.deps.glance.image_writes != writes or report.counts["images_failed"] != failed:
+            listing = self._scan(name, full=True)  # what this run left, for the next one
+        self._save_scan(name, listing)
+
+    def _sync_listed(
+        self, src: Any, il: ImageList, wanted: list[ImageEntry], scan: Scan, report: RunReport
+    ) -> None:
+        sub: Target = src.sub
+        name = src.name
+        state = self.deps.state
         for img in scan.foreign:
             self._report_foreign(name, img, report)
         existing = scan.managed
@@ -539,6 +571,69 @@ class ImageSync:
             path=Path(st.upload_path),
         )
 
+    def _scan(self, source: str, *, full: bool = False) -> _Listing:
+        """The source's images in Glance: a complete listing, or the last run's listing
+        updated with what changed since (one request while fewer than 1,000 of the
+        project's images changed). Complete when asked, in a dry run, with no usable saved
+        listing (none, another scope, older than ``images.glance_full_scan_hours``) or
+        when that option is 0."""
+        g = self.deps.glance
+        now = datetime.now(UTC)
+        saved = None
+        if not (full or self.dry_run or self.cfg.glance_full_scan_hours <= 0):
+            saved = self.deps.state.glance_scan(source)
+        max_age = timedelta(hours=self.cfg.glance_full_scan_hours)
+        if saved is None or not (now - max_age < saved.full_at <= now) or saved.scope != g.scope():
+            scan = g.scan(source)
+            return _Listing(scan, now, _newest([*scan.managed, *scan.foreign]), "full")
+        since = _parse_time(saved.since)
+        if since is None:
+            return self._scan(source, full=True)
+        changed = g.changed_since(_glance_time(since - SINCE_SLACK))
+        ids = {str(i.get("id")) for i in changed}
+        managed: list[Any] = [i for i in saved.managed if str(i.get("id")) not in ids]
+        managed += [i for i in changed if g.matches(i, source) and i.get("owner") == g.owner]
+        newest = _newest(changed)
+        log.info(
+            "%s: %d of the project's images changed in Glance since %s (complete listing %s)",
+            source,
+            len(changed),
+            saved.since,
+            saved.full_at.isoformat(timespec="seconds"),
+        )
+        return _Listing(
+            Scan(managed=managed, foreign=saved.foreign),
+            saved.full_at,
+            max(since, newest) if newest else since,
+            "changes",
+        )
+
+    def _save_scan(self, source: str, listing: _Listing) -> None:
+        if self.dry_run or self.cfg.glance_full_scan_hours <= 0:
+            return
+        if listing.since is None:  # nothing listed, no Glance time to start from: list all
+            self._forget_scan(source)
+            return
+        saved = ScanState(
+            scope=self.deps.glance.scope(),
+            full_at=listing.full_at,
+            since=_glance_time(listing.since),
+            managed=[dict(i) for i in listing.scan.managed],
+            foreign=[dict(i) for i in listing.scan.foreign],
+        )
+        try:
+            self.deps.state.save_glance_scan(source, saved)
+        except sqlite3.Error as exc:  # the next run lists in full; nothing else depends on it
+            log.warning("%s: could not save the Glance listing: %s", source, exc)
+
+    def _forget_scan(self, source: str) -> None:
+        if self.dry_run:
+            return
+        try:
+            self.deps.state.forget_glance_scan(source)
+        except sqlite3.Error as exc:
+            log.warning("%s: could not drop the saved Glance listing: %s", source, exc)
+
     def _members_due(
         self, img: Any, sub: Target, projects: list[str], seen: MembersState | None
     ) -> bool:
@@ -566,7 +661,7 @@ class ImageSync:
         g = self.deps.glance
         changed = []
         if img.get("status") == "deactivated":
-            g.glance.images.reactivate(img["id"])
+            g.reactivate(img)
             changed.append("reactivated")
         changed += g.update_metadata(
             img,
@@ -616,6 +711,24 @@ class ImageSync:
         for f in d.iterdir() if d.is_dir() else []:
             if f.name not in keep and not f.name.endswith(".part"):
                 f.unlink(missing_ok=True)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """Glance's ``updated_at`` (ISO 8601, ``Z``) as an aware UTC datetime; None if not one."""
+    try:
+        got = datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return None
+    return got.replace(tzinfo=UTC) if got.tzinfo is None else got.astimezone(UTC)
+
+
+def _glance_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest(images: list[Any]) -> datetime | None:
+    times = [t for t in (_parse_time(i.get("updated_at")) for i in images) if t]
+    return max(times) if times else None
 
 
 def _note_image(

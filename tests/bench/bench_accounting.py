@@ -317,7 +317,7 @@ def main() -> int:
             )
         print(
             "load average (1/5/15 min) at the end of each tool's run: "
-            + "; ".join(f"{row[0]} {la}" for row, la in zip(rows, loads))
+            + "; ".join(f"{row[0]} {la}" for row, la in zip(rows, loads, strict=True))
         )
         for name, _s, _r, rc, err, *_ in rows:
             if rc != 0:

@@ -147,6 +147,14 @@ class ImagesConfig(Section):
         "they may differ from the wanted projects, or its last check is older than this "
         "(members changed by hand are corrected then; 0: list them every run)",
     )
+    glance_full_scan_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a run lists only the project's images changed in Glance since the last "
+        "run (updated_at), on top of what that run saw, and lists every source in full when "
+        "the last complete listing is older than this (images deleted by hand are re-created "
+        "then; 0: list in full every run)",
+    )
     retries: int = Field(
         3, ge=0, le=10, description="retries after a failed download attempt (then reported)"
     )

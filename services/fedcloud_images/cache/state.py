@@ -5,7 +5,9 @@ of the cached file, the file that goes to Glance (after conversion) and its form
 the Glance id, and how many download attempts the current digest took. Per shared
 Glance image: the member projects the last run made accepted members, and when (an
 unchanged run lists the members only where this differs from what is wanted now, or
-is older than ``images.members_recheck_hours``).
+is older than ``images.members_recheck_hours``). Per source: what the last run saw of
+its images in Glance (``glance_scans``), so that the next one lists only what changed
+since (``images.glance_full_scan_hours``).
 
 Versioned with ``PRAGMA user_version`` (:mod:`fedcloud_core.statefile`): an older
 database is migrated when opened, a newer one refused untouched.
@@ -13,20 +15,28 @@ database is migrated when opened, a newer one refused untouched.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fedcloud_core.statefile import SqlMigration, sqlite_has_tables, sqlite_version
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MEMBERS_TABLE = """
 CREATE TABLE IF NOT EXISTS members (
     glance_id TEXT PRIMARY KEY, source TEXT NOT NULL, projects TEXT NOT NULL,
     checked_at TEXT NOT NULL
+);
+"""
+SCANS_TABLE = """
+CREATE TABLE IF NOT EXISTS glance_scans (
+    source TEXT PRIMARY KEY, scope TEXT NOT NULL, full_at TEXT NOT NULL, since TEXT NOT NULL,
+    images TEXT NOT NULL
 );
 """
 
@@ -36,9 +46,15 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute(MEMBERS_TABLE)
 
 
-MIGRATIONS: dict[int, SqlMigration] = {1: _v1_to_v2}  # version n -> n + 1
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    """Version 3 adds the Glance scans (empty: the next run lists every source in full)."""
+    db.execute(SCANS_TABLE)
+
+
+MIGRATIONS: dict[int, SqlMigration] = {1: _v1_to_v2, 2: _v2_to_v3}  # version n -> n + 1
 SCHEMA = (
     MEMBERS_TABLE
+    + SCANS_TABLE
     + """
 CREATE TABLE IF NOT EXISTS lists (
     source TEXT PRIMARY KEY, version TEXT NOT NULL, content_hash TEXT NOT NULL,
@@ -88,6 +104,21 @@ class ImageState:
 
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class ScanState:
+    """What a run saw of one source's images in Glance (plain dicts, as listed).
+
+    ``scope``: the Glance endpoint, project and tag it was listed with (another scope is
+    not used); ``full_at``: when the last complete listing began; ``since``: where the
+    next run's listing of changes starts (ISO 8601 UTC, Glance's ``updated_at`` form)."""
+
+    scope: str
+    full_at: datetime
+    since: str
+    managed: list[dict[str, Any]]
+    foreign: list[dict[str, Any]]
 
 
 @dataclass
@@ -259,3 +290,35 @@ class State:
             ).fetchall():
                 if gid not in keep:
                     self.db.execute("DELETE FROM members WHERE glance_id=?", (gid,))
+
+    def glance_scan(self, source: str) -> ScanState | None:
+        row = self.db.execute(
+            "SELECT scope, full_at, since, images FROM glance_scans WHERE source=?", (source,)
+        ).fetchone()
+        if not row:
+            return None
+        try:
+            images = json.loads(row[3])
+            return ScanState(
+                row[0],
+                datetime.fromisoformat(row[1]),
+                row[2],
+                list(images["managed"]),
+                list(images["foreign"]),
+            )
+        except (ValueError, KeyError, TypeError):  # unreadable: list in full, as if none
+            return None
+
+    def save_glance_scan(self, source: str, scan: ScanState) -> None:
+        images = json.dumps({"managed": scan.managed, "foreign": scan.foreign}, default=str)
+        with self._tx():
+            self.db.execute(
+                "INSERT INTO glance_scans(source, scope, full_at, since, images) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(source) DO UPDATE SET scope=excluded.scope, full_at=excluded.full_at, "
+                "since=excluded.since, images=excluded.images",
+                (source, scan.scope, scan.full_at.isoformat(), scan.since, images),
+            )
+
+    def forget_glance_scan(self, source: str) -> None:
+        with self._tx():
+            self.db.execute("DELETE FROM glance_scans WHERE source=?", (source,))

@@ -249,6 +249,19 @@ def test_full_cycle_against_glance(site: Site) -> None:
     assert counter.writes == []
     assert counter.calls, "the run must have read Glance"
     assert len(site.server.requests) == served + 1  # only the list itself
+    lists = [u for m, u in counter.calls if m == "GET" and "/images?" in u]
+    assert len(lists) == 1, lists
+    assert "updated_at=gte" in lists[0], lists  # only what changed
+
+    # 2b. an admin renames one by hand: Glance moves its updated_at, the listing of
+    # changes returns it, and the run puts the name back
+    assert site.clients
+    site.clients.glance.images.update(got["img-b"]["id"], name="renamed by hand")
+    report, counter = site.run()
+    assert report.errors == [], report.errors
+    assert (report.counts["images_updated"], report.counts["images_unchanged"]) == (1, 2)
+    assert site.glance_images()["img-b"]["name"] == "[test] Image img-b"
+    got = site.glance_images()
 
     # 3. a changed image is replaced, a dropped one deleted
     qcow2 = make_disk(files / "a2.qcow2", seed=f"a2-{site.ns}")

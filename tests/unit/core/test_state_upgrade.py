@@ -92,6 +92,8 @@ def test_images_state_db_of_the_previous_release_is_migrated_with_every_row(old:
     assert img.last_error == "timeout"
     assert img.attempts == 2
     assert len(st.images("egi-vo-list")) == 2
+    assert st.glance_scan("egi-vo-list") is None  # the migrations' tables are there, empty
+    assert st.members("egi-vo-list") == {}
     st.close()
     assert _rows(path) == before  # nothing lost or changed
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ class _Images:
                 continue
             if "image_list" in f and img.get("image_list") != f["image_list"]:
                 continue
+            if "owner" in f and img.get("owner") != f["owner"]:
+                continue
+            if "updated_at" in f:
+                op, _, when = f["updated_at"].partition(":")
+                assert op == "gte", f"the fake knows gte only, not {op}"
+                if str(img.get("updated_at", "")) < when:
+                    continue
             found.append(img)
         for start in range(0, max(1, len(found)), page_size):
             self.g.calls.append(("GET", "images"))
@@ -47,6 +55,7 @@ class _Images:
             "status": "queued",
             "created_at": f"t{next(self.g.ids):04d}",
             "owner": self.g.project_id,
+            "updated_at": self.g.now(),
             **kw,
         }
         img["tags"] = list(kw.get("tags", []))
@@ -61,6 +70,7 @@ class _Images:
             body += b"x"
         img.update(
             status="active",
+            updated_at=self.g.now(),
             size=len(body),
             os_hash_algo="sha512",
             os_hash_value=hashlib.sha512(body).hexdigest(),
@@ -73,7 +83,7 @@ class _Images:
         img = self.g.store[image_id]
         for k in remove_props or []:
             img.pop(k, None)
-        img.update(kw)
+        img.update(kw, updated_at=self.g.now())
 
     def delete(self, image_id: str) -> None:
         self.g.write("delete", image_id)
@@ -81,11 +91,11 @@ class _Images:
 
     def deactivate(self, image_id: str) -> None:
         self.g.write("deactivate", image_id)
-        self.g.store[image_id]["status"] = "deactivated"
+        self.g.store[image_id].update(status="deactivated", updated_at=self.g.now())
 
     def reactivate(self, image_id: str) -> None:
         self.g.write("reactivate", image_id)
-        self.g.store[image_id]["status"] = "active"
+        self.g.store[image_id].update(status="active", updated_at=self.g.now())
 
 
 class _Members:
@@ -123,9 +133,16 @@ class FakeGlance:
         self.calls: list[tuple[Any, ...]] = []
         self.writes: list[tuple[Any, ...]] = []
         self.ids = itertools.count(1)
+        self.clock = itertools.count(1)
         self.corrupt_upload = False
         self.images = _Images(self)
         self.image_members = _Members(self)
+
+    def now(self) -> str:
+        """Glance's clock: ``updated_at`` of the next write, 10 s after the previous one.
+        A test that changes ``store`` by hand, as an admin would, calls it too."""
+        t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=10 * next(self.clock))
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def write(self, *what: Any) -> None:
         self.writes.append(what)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,17 @@ class World:
         finally:
             state.close()
         return report.finish()
+
+    def age_glance_listing(self, hours: float = 25.0) -> None:
+        """Make the saved Glance listing as old as after ``hours`` (the default: more than
+        the default ``images.glance_full_scan_hours``): the next run lists in full."""
+        with sqlite3.connect(self.cache / "state.sqlite") as db:
+            for source, full_at in db.execute("SELECT source, full_at FROM glance_scans"):
+                old = datetime.fromisoformat(full_at) - timedelta(hours=hours)
+                db.execute(
+                    "UPDATE glance_scans SET full_at=? WHERE source=?", (old.isoformat(), source)
+                )
+        db.close()
 
     def cache_snapshot(self) -> dict[str, tuple[int, int]]:
         """Every cache file (and the state DB) with size and mtime."""

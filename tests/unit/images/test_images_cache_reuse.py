@@ -23,6 +23,7 @@ def _first_run_then_lose_the_glance_image(world: World) -> tuple[Path, bytes, st
     assert world.run().counts["images_new"] == 1
     world.glance.store.clear()  # the upload has to be done again (lost, or failed last time)
     world.glance.data.clear()
+    world.age_glance_listing()  # a deletion shows at the next complete listing of Glance
     (orig,) = (world.cache / f"list-{world.ns}" / "img-a").glob("*.orig")
     return orig, disk.read_bytes(), f"/{world.ns}/{disk.name}"
 

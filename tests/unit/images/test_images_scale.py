@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from images_world import PROJECT, World
@@ -98,8 +99,9 @@ def _unchanged_calls(tmp: Path, ipki: Any, server: Any, glance: Any, n: int) -> 
     assert first.errors == []
     assert first.counts["images_new"] == n
     # the source listed, then per image: create, upload, add the member, accept it; the
-    # stored images checked from one listing (no GET per image), no member listing
-    assert len(glance.calls) == 2 + 4 * n
+    # stored images checked from one listing (no GET per image), no member listing; the
+    # source listed once more at the end (what the run left, for the next one)
+    assert len(glance.calls) == 3 + 4 * n
     glance.calls.clear()
     again = w.run()
     assert again.errors == []
@@ -116,43 +118,110 @@ def test_an_unchanged_run_costs_the_same_glance_calls_for_10_and_100_images(
     assert small == large == [("GET", "images")]  # one page, no member listing, no write
 
 
-def test_members_are_listed_again_when_the_projects_change_or_the_check_is_old(
+def test_an_unchanged_run_lists_only_what_changed_since_the_last_run(
+    tmp_path: Path, ipki: Any, server: Any, fake_glance: Any
+) -> None:
+    w = _world(tmp_path, ipki, server, fake_glance, 30)
+    assert w.run().counts["images_new"] == 30
+    lists: list[dict[str, Any]] = []
+    orig = fake_glance.images.list
+
+    def spy(filters: dict[str, Any] | None = None, page_size: int = 20) -> Any:
+        lists.append(dict(filters or {}))
+        got = list(orig(filters=filters, page_size=page_size))
+        lists[-1]["returned"] = len(got)
+        return iter(got)
+
+    fake_glance.images.list = spy
+    assert w.run().counts["images_unchanged"] == 30
+    (asked,) = lists
+    # our project's images changed since the newest one the last run saw (less 2 s):
+    # the last one written, not the 30
+    assert asked["owner"] == fake_glance.project_id
+    assert asked["updated_at"].startswith("gte:")
+    assert "tag" not in asked
+    assert asked["returned"] == 1
+    lists.clear()
+    assert w.run().counts["images_unchanged"] == 30
+    assert [x["returned"] for x in lists] == [1]  # the same again: nothing moved
+
+
+def test_a_change_by_hand_is_seen_by_the_next_listing_of_changes(
+    tmp_path: Path, ipki: Any, server: Any, fake_glance: Any
+) -> None:
+    w = _world(tmp_path, ipki, server, fake_glance, 3)
+    assert w.run().counts["images_new"] == 3
+    by_ident = {img["appdb_id"]: img for img in fake_glance.store.values()}
+    renamed, untagged = by_ident["img-000"], by_ident["img-001"]
+    renamed.update(name="mine now", updated_at=fake_glance.now())  # an admin edits them
+    untagged.update(tags=[], updated_at=fake_glance.now())
+    fake_glance.writes.clear()
+    r = w.run()
+    assert r.errors == []
+    # the renamed one is put right; the untagged one is no longer ours, so a new one is made
+    assert (r.counts["images_updated"], r.counts["images_new"]) == (1, 1)
+    assert fake_glance.store[renamed["id"]]["name"] != "mine now"
+    assert fake_glance.store[untagged["id"]]["tags"] == []  # left alone: not ours any more
+    assert [x for x in fake_glance.writes if x[0] == "create"] == [("create", ANY)]
+
+
+def test_a_hand_deleted_image_comes_back_at_the_next_complete_listing(
     tmp_path: Path, ipki: Any, server: Any, fake_glance: Any
 ) -> None:
     w = _world(tmp_path, ipki, server, fake_glance, 2)
-    assert w.run().errors == []
-    img = next(iter(fake_glance.store.values()))
-    del fake_glance.members[img["id"]][PROJECT]  # someone removes the share by hand
-    fake_glance.calls.clear()
+    assert w.run().counts["images_new"] == 2
+    gone = next(iter(fake_glance.store))
+    del fake_glance.store[gone]  # a listing of changes cannot see a deletion
     assert w.run().counts["images_unchanged"] == 2
-    assert [c for c in fake_glance.calls if "members" in str(c[1])] == []  # not looked at yet
-    w.cfg_kw["members_recheck_hours"] = 0  # the check is due (as it is after 24 h by default)
-    fake_glance.calls.clear()
+    w.age_glance_listing()  # images.glance_full_scan_hours (24) later
     r = w.run()
-    assert r.counts["images_updated"] == 1  # the share is back
-    assert fake_glance.members[img["id"]][PROJECT]["status"] == "accepted"
-    assert len([c for c in fake_glance.calls if c[1].startswith("members/")]) == 2
+    assert (r.counts["images_new"], r.counts["images_unchanged"]) == (1, 1)
+    w.cfg_kw["glance_full_scan_hours"] = 0  # 0: every run lists in full
+    del fake_glance.store[next(iter(fake_glance.store))]
+    assert w.run().counts["images_new"] == 1
 
 
-def test_state_writes_are_committed_in_groups_and_at_the_end(tmp_path: Path) -> None:
+def test_a_run_that_fails_midway_leaves_no_saved_listing_behind(
+    tmp_path: Path, ipki: Any, server: Any, fake_glance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sqlite3
 
-    from fedcloud_images.cache.state import ImageState, State
+    from fedcloud_images.sync import ImageSync
 
-    st = State(tmp_path / "state.sqlite")
+    w = _world(tmp_path, ipki, server, fake_glance, 2)
+    assert w.run().counts["images_new"] == 2
+    db = tmp_path / "cache" / "state.sqlite"
+    saved = "SELECT count(*) FROM glance_scans"
+    assert sqlite3.connect(db).execute(saved).fetchone() == (1,)
 
-    def seen() -> int:  # what another connection (a crash's survivor) would find
-        with sqlite3.connect(st.path) as db:
-            return int(db.execute("SELECT count(*) FROM images").fetchone()[0])
+    def broken(*a: Any, **kw: Any) -> None:
+        raise RuntimeError("something unforeseen")
 
-    with st.batch(every=3):
-        for i in range(2):
-            st.save_image(ImageState("s", f"i{i}", "sha512:x"))
-        assert seen() == 0  # not committed yet (one fsync per group, not per image)
-        st.save_image(ImageState("s", "i2", "sha512:x"))
-        assert seen() == 3
-        st.save_image(ImageState("s", "i3", "sha512:x"))
-    assert seen() == 4  # the rest at the end of the batch
-    st.save_image(ImageState("s", "i4", "sha512:x"))
-    assert seen() == 5  # outside a batch: each write is its own transaction
-    st.close()
+    with monkeypatch.context() as m:  # a failure after the listing, before the end
+        m.setattr(ImageSync, "_upload_all", broken)
+        assert w.run().errors
+    assert sqlite3.connect(db).execute(saved).fetchone() == (0,)
+    del fake_glance.store[next(iter(fake_glance.store))]
+    r = w.run()  # so the run after it lists Glance in full and sees the deletion
+    assert r.counts["images_new"] == 1
+
+
+def test_a_failed_listing_of_changes_keeps_the_saved_listing(
+    tmp_path: Path, ipki: Any, server: Any, fake_glance: Any
+) -> None:
+    w = _world(tmp_path, ipki, server, fake_glance, 2)
+    assert w.run().counts["images_new"] == 2
+    orig = fake_glance.images.list
+
+    def broken(*a: Any, **kw: Any) -> Any:
+        raise RuntimeError("Glance went away")
+
+    fake_glance.images.list = broken
+    writes = len(fake_glance.writes)
+    r = w.run()
+    assert [e for e in r.errors if "Glance went away" in e]
+    assert len(fake_glance.writes) == writes  # nothing written, nothing retired
+    fake_glance.images.list = orig
+    fake_glance.calls.clear()
+    assert w.run().counts["images_unchanged"] == 2  # nothing was written: still valid
+    assert fake_glance.calls == [("GET", "images")]
