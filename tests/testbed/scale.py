@@ -35,7 +35,7 @@ class ScaleError(RuntimeError):
 def _pool_run(what: str, jobs: Iterable[Callable[[], Any]], workers: int) -> int:
     jobs = list(jobs)
     if not jobs:
-        print(f"{what}: nothing to create (already at the requested count)", flush=True)
+        print(f"{what}: nothing to do", flush=True)
         return 0
     t0 = time.monotonic()
     errors: list[str] = []
@@ -51,7 +51,7 @@ def _pool_run(what: str, jobs: Iterable[Callable[[], Any]], workers: int) -> int
             if (done + len(errors)) % 500 == 0:
                 print(f"  {what}: {done}/{len(jobs)}", flush=True)
     dt = time.monotonic() - t0
-    print(f"{what}: created {done} in {dt:.1f}s ({done / dt:.1f}/s)", flush=True)
+    print(f"{what}: {done} done in {dt:.1f}s ({done / dt:.1f}/s)", flush=True)
     if errors:
         raise ScaleError(f"{what}: {len(errors)} failed, first: {errors[0]}")
     return done
