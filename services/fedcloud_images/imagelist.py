@@ -38,6 +38,8 @@ from fedcloud_core import smime
 from fedcloud_core.errors import ConfigError, ExitCode
 from fedcloud_core.files import atomic_write
 
+from .verify import format_time
+
 CHUNK = 1024 * 1024
 
 
@@ -49,10 +51,6 @@ def _hash_file(path: Path) -> tuple[int, str]:
             h.update(chunk)
             n += len(chunk)
     return n, h.hexdigest()
-
-
-def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_list(
@@ -67,7 +65,7 @@ def build_list(
     if "expires" in desc:
         expires = str(desc["expires"])
     else:
-        expires = _iso(now + timedelta(days=float(desc.get("expires_days", 30))))
+        expires = format_time(now + timedelta(days=float(desc.get("expires_days", 30))))
     base_url = str(desc.get("base_url", ""))
     images = []
     for n, item in enumerate(desc["images"]):
@@ -111,7 +109,7 @@ def build_list(
             "dc:identifier": str(desc.get("identifier") or uuid.uuid5(uuid.NAMESPACE_URL, title)),
             "dc:title": title,
             "dc:description": str(desc.get("description", "")),
-            "dc:date:created": _iso(now),
+            "dc:date:created": format_time(now),
             "dc:date:expires": expires,
             "hv:version": str(desc.get("version") or now.strftime("%Y%m%d%H%M%S")),
             "hv:uri": str(desc.get("uri", "")),

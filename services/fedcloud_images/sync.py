@@ -37,7 +37,7 @@ from .cache.state import ImageState, MembersState, ScanState, State
 from .errors import DownloadError, ListRejected
 from .glance import GlanceImages, Scan, Upload, image_properties, min_disk_gb
 from .model import ImageEntry, ImageList
-from .verify import check_version
+from .verify import check_version, format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ class _Listing:
     """This run's view of a source's images in Glance, and where it came from."""
 
     scan: Scan
+    scope: str  # GlanceImages.scope() it was listed in
     full_at: datetime  # when the complete listing it rests on began
     since: datetime | None  # the newest updated_at seen (Glance's clock); None: nothing seen
-    how: str  # "full" or "changes"
 
 
 @dataclass
@@ -579,17 +579,21 @@ class ImageSync:
         when that option is 0."""
         g = self.deps.glance
         now = datetime.now(UTC)
+        scope = g.scope()
         saved = None
         if not (full or self.dry_run or self.cfg.glance_full_scan_hours <= 0):
             saved = self.deps.state.glance_scan(source)
         max_age = timedelta(hours=self.cfg.glance_full_scan_hours)
-        if saved is None or not (now - max_age < saved.full_at <= now) or saved.scope != g.scope():
+        since = _time_or_none(saved.since) if saved else None
+        if (
+            saved is None
+            or since is None
+            or saved.scope != scope
+            or not now - max_age < saved.full_at <= now
+        ):
             scan = g.scan(source)
-            return _Listing(scan, now, _newest([*scan.managed, *scan.foreign]), "full")
-        since = _parse_time(saved.since)
-        if since is None:
-            return self._scan(source, full=True)
-        changed = g.changed_since(_glance_time(since - SINCE_SLACK))
+            return _Listing(scan, scope, now, _newest([*scan.managed, *scan.foreign]))
+        changed = g.changed_since(format_time(since - SINCE_SLACK))
         ids = {str(i.get("id")) for i in changed}
         managed: list[Any] = [i for i in saved.managed if str(i.get("id")) not in ids]
         managed += [i for i in changed if g.matches(i, source) and i.get("owner") == g.owner]
@@ -603,9 +607,9 @@ class ImageSync:
         )
         return _Listing(
             Scan(managed=managed, foreign=saved.foreign),
+            scope,
             saved.full_at,
             max(since, newest) if newest else since,
-            "changes",
         )
 
     def _save_scan(self, source: str, listing: _Listing) -> None:
@@ -615,9 +619,9 @@ class ImageSync:
             self._forget_scan(source)
             return
         saved = ScanState(
-            scope=self.deps.glance.scope(),
+            scope=listing.scope,
             full_at=listing.full_at,
-            since=_glance_time(listing.since),
+            since=format_time(listing.since),
             managed=[dict(i) for i in listing.scan.managed],
             foreign=[dict(i) for i in listing.scan.foreign],
         )
@@ -713,21 +717,16 @@ class ImageSync:
                 f.unlink(missing_ok=True)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    """Glance's ``updated_at`` (ISO 8601, ``Z``) as an aware UTC datetime; None if not one."""
+def _time_or_none(value: Any) -> datetime | None:
+    """An ``updated_at`` from Glance (untrusted) or the state: None if it is not a time."""
     try:
-        got = datetime.fromisoformat(str(value))
-    except (TypeError, ValueError):
+        return parse_time(value)
+    except ValueError:
         return None
-    return got.replace(tzinfo=UTC) if got.tzinfo is None else got.astimezone(UTC)
-
-
-def _glance_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _newest(images: list[Any]) -> datetime | None:
-    times = [t for t in (_parse_time(i.get("updated_at")) for i in images) if t]
+    times = [t for t in (_time_or_none(i.get("updated_at")) for i in images) if t]
     return max(times) if times else None
 
 

@@ -119,6 +119,11 @@ def parse_time(value: Any) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def format_time(dt: datetime) -> str:
+    """An aware datetime as ``2026-11-21T09:57:40Z`` (image lists, Glance's ``updated_at``)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_not_expired(source: str, expires: datetime | None, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     if expires is not None and expires <= now:
